@@ -1,0 +1,17 @@
+"""Errors meant for users: each message is one line that says what is wrong and what to do."""
+
+
+class CLIPInverterError(Exception):
+    """Base class: the CLI prints the message alone and exits non-zero."""
+
+
+class UnsafeCheckpointError(CLIPInverterError):
+    """A pickle that asks for code to run; it was refused before anything ran."""
+
+
+class CheckpointError(CLIPInverterError):
+    """A file that is truncated, of another format, or whose keys or shapes do not fit."""
+
+
+class InputError(CLIPInverterError):
+    """An image, text or batch the pipeline cannot take."""

@@ -1,0 +1,69 @@
+"""upfirdn2d: upsample by zero insertion, pad, FIR-filter, downsample; the blur of StyleGAN2.
+
+Conventions (rosinality / official CLIPInverter): `pad = (p0, p1)` pads (or, when negative, crops) both
+spatial axes by p0 before and p1 after, after upsampling; the kernel is applied as a true convolution
+(flipped), so for the symmetric kernels of StyleGAN2 flipping changes nothing. Output size per axis:
+(in * up + p0 + p1 - k) // down + 1.
+
+Two implementations compute the same thing:
+- `impl="ref"`: the official formulation (every channel as a single-plane image, one conv per plane).
+  It is the test oracle.
+- `impl="fast"` (default): one depthwise convolution over all channels, or two 1-D passes when the
+  kernel is separable.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1,
+              pad: tuple[int, int] = (0, 0), impl: str = "fast") -> torch.Tensor:
+    """x: (N, C, H, W); kernel: (kh, kw). Returns (N, C, H', W')."""
+    assert x.ndim == 4 and kernel.ndim == 2, (x.shape, kernel.shape)
+    if impl == "ref":
+        return _upfirdn2d_ref(x, kernel, up, down, pad)
+    return _upfirdn2d_depthwise(x, kernel, up, down, pad)
+
+
+def _upsample_zeros(x: torch.Tensor, up: int) -> torch.Tensor:
+    if up == 1:
+        return x
+    n, c, h, w = x.shape
+    x = x.reshape(n, c, h, 1, w, 1)
+    x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+    return x.reshape(n, c, h * up, w * up)
+
+
+def _pad_or_crop(x: torch.Tensor, p0: int, p1: int) -> torch.Tensor:
+    x = F.pad(x, [max(p0, 0), max(p1, 0), max(p0, 0), max(p1, 0)])
+    h, w = x.shape[2:]
+    return x[:, :, max(-p0, 0):h - max(-p1, 0), max(-p0, 0):w - max(-p1, 0)]
+
+
+def _upfirdn2d_depthwise(x, kernel, up, down, pad):
+    n, c, _, _ = x.shape
+    x = _pad_or_crop(_upsample_zeros(x, up), *pad)
+    k = torch.flip(kernel, [0, 1]).to(x.dtype)
+    weight = k[None, None].expand(c, 1, *k.shape)
+    return F.conv2d(x, weight, groups=c, stride=down)
+
+
+def _upfirdn2d_ref(x, kernel, up, down, pad):
+    # The official formulation, step for step: channels folded into the batch, one plane at a time.
+    n, c, in_h, in_w = x.shape
+    kh, kw = kernel.shape
+    p0, p1 = pad
+    out = x.reshape(-1, in_h, 1, in_w, 1, 1)
+    out = F.pad(out, [0, 0, 0, up - 1, 0, 0, 0, up - 1])
+    out = out.view(-1, in_h * up, in_w * up, 1)
+    out = F.pad(out, [0, 0, max(p0, 0), max(p1, 0), max(p0, 0), max(p1, 0)])
+    out = out[:, max(-p0, 0):out.shape[1] - max(-p1, 0), max(-p0, 0):out.shape[2] - max(-p1, 0), :]
+    out = out.permute(0, 3, 1, 2).reshape(-1, 1, in_h * up + p0 + p1, in_w * up + p0 + p1)
+    w = torch.flip(kernel, [0, 1]).view(1, 1, kh, kw).to(out.dtype)
+    out = F.conv2d(out, w)
+    out = out.reshape(-1, 1, out.shape[2], out.shape[3]).permute(0, 2, 3, 1)
+    out = out[:, ::down, ::down, :]
+    out_h = (in_h * up + p0 + p1 - kh) // down + 1
+    out_w = (in_w * up + p0 + p1 - kw) // down + 1
+    return out.reshape(n, c, out_h, out_w)

@@ -1,0 +1,213 @@
+"""The edit as a Python API: load a bundle once, then encode texts, invert, edit, remap, decode.
+
+    model = CLIPInverter.from_bundle("clipinverter_faces.safetensors", device="cuda")
+    t = model.encode_text(["this person has blonde hair"])           # (1, 512) raw CLIP embedding
+    result = model.edit(x, t)                                          # x: (B, 3, 256, 256) in [-1, 1]
+    result.image                                                       # (B, 3, size, size), unclamped
+
+Steps (CLIPINVERTER.md):  w = E(x) + w_avg;  w_hat = w + alpha * 0.1 * E_s(adapter(features, t));
+image = G(remap(w_hat, t, beta)).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .errors import CheckpointError, InputError
+from .networks import LEVELS, CLIPAdapter, Encoder4Editing, Features, Generator, n_latent_for
+from .weights import Bundle, load_bundle, load_strict
+
+EDIT_SCALE = 0.1  # w_hat = w + 0.1 * delta: the official constant
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class Latent:
+    """W+ codes, optionally with the styled-conv codes already remapped by the CLIPRemapper.
+
+    w:    (B, n_latent, 512), the codes the encoder (and the adapter's edit) produce.
+    conv: (B, n_latent - 1, 512) or None: per-conv codes after remapping; None means "taken from w".
+          ToRGB layers always read w.
+    """
+    w: torch.Tensor
+    conv: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.w.shape[0]
+
+    @property
+    def remapped(self) -> bool:
+        return self.conv is not None
+
+    def index(self, idx) -> "Latent":
+        return Latent(self.w[idx], None if self.conv is None else self.conv[idx])
+
+    def to(self, *args, **kwargs) -> "Latent":
+        return Latent(self.w.to(*args, **kwargs), None if self.conv is None else self.conv.to(*args, **kwargs))
+
+
+@dataclass
+class EditResult:
+    text_embedding: torch.Tensor  # (B, 512)
+    w: torch.Tensor               # (B, n_latent, 512) inversion, latent_avg included
+    w_hat: torch.Tensor           # (B, n_latent, 512) edited codes
+    latent: Latent                # w_hat with the remapped conv codes
+    image: torch.Tensor           # (B, 3, size, size), unclamped
+    extras: dict = field(default_factory=dict)
+
+
+def pair_indices(n_a: int, n_b: int, what_a: str = "images", what_b: str = "prompts"):
+    """Broadcast rule: 1 x N, N x 1 and N x N pair up; other counts are an error."""
+    if n_a == 0 or n_b == 0:
+        raise InputError(f"empty batch: {n_a} {what_a}, {n_b} {what_b}")
+    if n_a == n_b:
+        return list(range(n_a)), list(range(n_b))
+    if n_b == 1:
+        return list(range(n_a)), [0] * n_a
+    if n_a == 1:
+        return [0] * n_b, list(range(n_b))
+    raise InputError(f"{n_a} {what_a} and {n_b} {what_b} do not pair up: give one of either, or as many of each")
+
+
+def _autodevice() -> str:
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+class CLIPInverter:
+    """The networks of one bundle on one device, in one precision. Stateless between calls."""
+
+    def __init__(self, bundle: Bundle, device: str | torch.device | None = None, precision: str = "fp32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        self.device = torch.device(device or _autodevice())
+        self.dtype = PRECISIONS[precision]
+        self.precision = precision
+        self.metadata = bundle.metadata
+        self.size = bundle.stylegan_size
+        self.n_latent = n_latent_for(self.size)
+        self.encoder = self.adapter = self.generator = self.latent_avg = self._clip = None
+        self._tokenizer = None
+        what = bundle.path
+        tensors = bundle.tensors
+        if any(k.startswith("encoder.") for k in tensors):
+            self.encoder = self._load(Encoder4Editing, (self.n_latent,), bundle.section("encoder"), f"{what} (encoder)")
+            if "latent_avg" not in tensors:
+                raise CheckpointError(f"{what}: no 'latent_avg' beside the encoder")
+            self.latent_avg = tensors["latent_avg"].to(self.device, self.dtype)
+        if any(k.startswith("adapter.") for k in tensors):
+            self.adapter = self._load(CLIPAdapter, (bundle.adapter_levels,), bundle.section("adapter"),
+                                      f"{what} (adapter)")
+        if any(k.startswith("generator.") for k in tensors):
+            gen_sd = bundle.section("generator")
+            self.generator = self._load(Generator, (self.size, "lambdas.0" in gen_sd), gen_sd, f"{what} (generator)")
+        self._clip_sd = bundle.section("clip") or None
+
+    @classmethod
+    def from_bundle(cls, path: str, device: str | torch.device | None = None, precision: str = "fp32",
+                    sections=None) -> "CLIPInverter":
+        """Loads a bundle; `sections` (e.g. ('generator',)) loads only those networks."""
+        return cls(load_bundle(path, "cpu", sections), device, precision)
+
+    def _load(self, cls, args, sd, what):
+        with torch.device("meta"):
+            module = cls(*args)
+        load_strict(module, sd, what)
+        return module.to(self.device, self.dtype).eval().requires_grad_(False)
+
+    # --- CLIP -------------------------------------------------------------------------------------------------
+    @property
+    def clip(self):
+        """The open_clip CLIP model, built on first use (text and image towers)."""
+        if self._clip is None:
+            if self._clip_sd is None:
+                raise CheckpointError("this bundle holds no CLIP weights")
+            from .networks.clip import build_clip
+            self._clip = build_clip(self._clip_sd, self.device, self.dtype)
+        return self._clip
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from .networks.clip import Tokenizer
+            self._tokenizer = Tokenizer()
+        return self._tokenizer
+
+    @torch.inference_mode()
+    def encode_text(self, texts: list[str] | str) -> torch.Tensor:
+        """Raw (not normalised) CLIP text embeddings, (B, 512) float32."""
+        if isinstance(texts, str):
+            texts = [texts]
+        if not texts:
+            raise InputError("no prompt given")
+        tokens = self.tokenizer(list(texts)).to(self.device)
+        return self.clip.encode_text(tokens).float()
+
+    @torch.inference_mode()
+    def encode_image(self, images01: torch.Tensor) -> torch.Tensor:
+        """Raw CLIP image embeddings of reference pictures (B, 3, H, W) in [0, 1], (B, 512) float32."""
+        from .networks.clip import preprocess_for_clip
+        x = preprocess_for_clip(images01.to(self.device, torch.float32)).to(self.dtype)
+        return self.clip.encode_image(x).float()
+
+    # --- inversion and edit -----------------------------------------------------------------------------------
+    def _need(self, name):
+        if getattr(self, name) is None:
+            raise CheckpointError(f"this model was loaded without its {name}")
+        return getattr(self, name)
+
+    @torch.inference_mode()
+    def invert(self, x: torch.Tensor) -> tuple[torch.Tensor, Features]:
+        """x (B, 3, 256, 256) in [-1, 1] -> (w (B, n_latent, 512) with latent_avg, backbone features)."""
+        enc = self._need("encoder")
+        if x.ndim != 4 or x.shape[1:] != (3, 256, 256):
+            raise InputError(f"the encoder takes (B, 3, 256, 256) images, got {tuple(x.shape)}")
+        codes, feats = enc(x.to(self.device, self.dtype))
+        return codes + self.latent_avg, feats
+
+    @torch.inference_mode()
+    def edit_codes(self, w: torch.Tensor, feats: Features, t: torch.Tensor, strength: float = 1.0,
+                   levels=LEVELS) -> torch.Tensor:
+        """CLIPAdapter edit: w_hat = w + strength * 0.1 * E_s(adapter(features, t))."""
+        adapter, enc = self._need("adapter"), self._need("encoder")
+        t = t.to(self.device, self.dtype)
+        delta = enc.heads(adapter(feats, t, levels))
+        return w + (strength * EDIT_SCALE) * delta
+
+    @torch.inference_mode()
+    def remap(self, latent: Latent | torch.Tensor, t: torch.Tensor, strength: float = 1.0) -> Latent:
+        """CLIPRemapper: returns the latent with its styled-conv codes remapped towards t."""
+        gen = self._need("generator")
+        if isinstance(latent, torch.Tensor):
+            latent = Latent(latent)
+        w = latent.w.to(self.device, self.dtype)
+        conv = latent.conv.to(self.device, self.dtype) if latent.conv is not None else gen.split_wplus(w)[0]
+        return Latent(w, gen.remap(conv, t.to(self.device, self.dtype), strength))
+
+    @torch.inference_mode()
+    def decode(self, latent: Latent | torch.Tensor) -> torch.Tensor:
+        """Synthesis with the fixed noise buffers: (B, 3, size, size), unclamped, float32."""
+        gen = self._need("generator")
+        if isinstance(latent, torch.Tensor):
+            latent = Latent(latent)
+        w = latent.w.to(self.device, self.dtype)
+        conv, rgb = gen.split_wplus(w)
+        if latent.conv is not None:
+            conv = latent.conv.to(self.device, self.dtype)
+        return gen.synthesis(conv, rgb).float()
+
+    @torch.inference_mode()
+    def edit(self, x: torch.Tensor, t: torch.Tensor, strength: float = 1.0, remap_strength: float = 1.0,
+             levels=LEVELS) -> EditResult:
+        """The whole edit of CLIPInverter. x: (B, 3, 256, 256) in [-1, 1]; t: (B, 512) or (1, 512)."""
+        idx_x, idx_t = pair_indices(x.shape[0], t.shape[0])
+        x, t = x[idx_x], t[idx_t].to(self.device)
+        w, feats = self.invert(x)
+        w_hat = self.edit_codes(w, feats, t, strength, levels)
+        latent = self.remap(w_hat, t, remap_strength) if remap_strength != 0 else Latent(w_hat)
+        image = self.decode(latent)
+        return EditResult(t.float(), w.float(), w_hat.float(), latent, image)

@@ -1,0 +1,76 @@
+"""Shared fixtures: the parity kit (official-format stand-in weights + golden outputs of the official code).
+
+The kit lives in ../shared/parity beside the checkout (override with CLIPINVERTER_PARITY). Without it the
+parity tests skip, unless CLIPINVERTER_REQUIRE_PARITY=1 (CI sets it), which turns the skip into a failure.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PARITY = os.environ.get("CLIPINVERTER_PARITY", os.path.join(ROOT, "..", "shared", "parity"))
+
+torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+
+
+def rel_l2(ours, ref) -> float:
+    ours = np.asarray(torch.as_tensor(ours).detach().cpu().double())
+    ref = np.asarray(ref, dtype=np.float64)
+    assert ours.shape == ref.shape, (ours.shape, ref.shape)
+    return float(np.linalg.norm(ours - ref) / np.linalg.norm(ref))
+
+
+def _need_kit():
+    if not os.path.isfile(os.path.join(PARITY, "recipe.py")):
+        msg = f"parity kit not found at {PARITY} (set CLIPINVERTER_PARITY)"
+        if os.environ.get("CLIPINVERTER_REQUIRE_PARITY") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+def _recipe():
+    spec = importlib.util.spec_from_file_location("parity_recipe", os.path.join(PARITY, "recipe.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class Kit:
+    """Official-format files written by the recipe, our bundle converted from them, and the golden arrays."""
+
+    def __init__(self, folder: str, size: int, seed: int = 0):
+        from clipinverter_core.convert import convert
+
+        self.size, self.folder = size, folder
+        self.files = _recipe().write_checkpoints(folder, seed=seed, size=size)
+        self.bundle = os.path.join(folder, "bundle.safetensors")
+        convert(self.files["clipinverter"], self.files["e4e"], self.files["clip"], self.bundle, log=lambda *_: None)
+        self.golden = dict(np.load(os.path.join(PARITY, f"golden_{size}.npz")))
+
+
+_kits: dict = {}
+
+
+@pytest.fixture(scope="session")
+def kit_factory(tmp_path_factory):
+    """kit_factory(size) -> Kit, built once per size per session (about 3 GB of disk each)."""
+    def get(size: int) -> Kit:
+        _need_kit()
+        if size not in _kits:
+            _kits[size] = Kit(str(tmp_path_factory.mktemp(f"kit{size}")), size)
+        return _kits[size]
+    yield get
+    for k in _kits.values():
+        shutil.rmtree(k.folder, ignore_errors=True)
+    _kits.clear()
+
+
+@pytest.fixture(scope="session")
+def kit256(kit_factory):
+    return kit_factory(256)

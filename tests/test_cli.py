@@ -1,0 +1,69 @@
+"""The CLI edit is the same computation as the API: --save-raw of a parity-kit edit matches the golden arrays."""
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+from safetensors.numpy import load_file
+
+from conftest import rel_l2
+from test_convert import _cli
+
+
+@pytest.fixture(scope="module")
+def edited(kit256, tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    g = kit256.golden
+    Image.fromarray(g["input_uint8"][0]).save(d / "face.png")
+    p = _cli("edit", "--model", kit256.bundle, "--image", d / "face.png", "--text", str(g["captions"][0]),
+             "-o", d / "edited.png", "--no-align", "--device", "cpu", "--save-raw", d / "raw.safetensors")
+    assert p.returncode == 0, p.stderr
+    return d, g, p
+
+
+def test_cli_edit_matches_the_official_outputs(edited):
+    d, g, _ = edited
+    raw = load_file(str(d / "raw.safetensors"))
+    assert raw["text_embedding"].shape == (1, 512) and raw["image"].dtype == np.float32
+    assert rel_l2(raw["text_embedding"], g["text_features"][:1]) < 1e-4
+    assert rel_l2(raw["w"], g["w"][:1]) < 1e-4
+    assert rel_l2(raw["w_hat"] - raw["w"], g["w_hat"][:1] - g["w"][:1]) < 1e-4
+    assert rel_l2(raw["image"], g["image"][:1]) < 1e-4
+
+
+def test_cli_png_is_the_raw_image_in_8_bits(edited):
+    d, _, p = edited
+    raw = load_file(str(d / "raw.safetensors"))["image"][0]
+    png = np.asarray(Image.open(d / "edited.png"))
+    expected = np.clip(255.0 * np.clip((raw.transpose(1, 2, 0) + 1) / 2, 0, 1), 0, 255).astype(np.uint8)
+    assert png.shape == (256, 256, 3)
+    np.testing.assert_array_equal(png, expected)
+    assert "wrote" in p.stdout
+
+
+def test_cli_several_prompts_write_numbered_files(kit256, tmp_path):
+    Image.fromarray(kit256.golden["input_uint8"][1]).resize((300, 300)).save(tmp_path / "face.jpg")
+    p = _cli("edit", "--model", kit256.bundle, "--image", tmp_path / "face.jpg", "--text", "a smile",
+             "--text", "red hair", "-o", tmp_path / "out.png", "--no-align", "--strength", "0.5")
+    assert p.returncode == 0, p.stderr
+    assert sorted(os.listdir(tmp_path)) == ["face.jpg", "out_0.png", "out_1.png"]
+
+
+def test_cli_without_alignment_says_what_to_do(kit256, tmp_path):
+    Image.new("RGB", (256, 256)).save(tmp_path / "face.png")
+    p = _cli("edit", "--model", kit256.bundle, "--image", tmp_path / "face.png", "--text", "x", "-o",
+             tmp_path / "o.png")
+    assert p.returncode == 2 and "--no-align" in p.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_cli_missing_files_and_bad_images(kit256, tmp_path):
+    Image.new("RGB", (256, 256)).save(tmp_path / "x.png")
+    p = _cli("edit", "--model", tmp_path / "nope.safetensors", "--image", tmp_path / "x.png", "--text", "x",
+             "-o", tmp_path / "o.png", "--no-align")
+    assert p.returncode == 2 and "nope.safetensors" in p.stderr and p.stderr.count("\n") == 1
+    (tmp_path / "x.png").write_bytes(b"not an image")
+    p = _cli("edit", "--model", kit256.bundle, "--image", tmp_path / "x.png", "--text", "x",
+             "-o", tmp_path / "o.png", "--no-align")
+    assert p.returncode == 2 and "not a readable image" in p.stderr
+    assert not (tmp_path / "o.png").exists()

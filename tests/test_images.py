@@ -1,0 +1,66 @@
+"""Pictures in: the official preprocessing (PIL bilinear resize to 256, [-1, 1]); odd formats load upright."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from clipinverter_core.errors import InputError
+from clipinverter_core.images import (generator_to_unit, load_image, pil_to_encoder_input, tensor_to_encoder_input,
+                                      unit_to_uint8)
+
+
+def _picture(w=320, h=200):
+    rng = np.random.default_rng(0)
+    return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+
+
+def test_256_is_used_as_is_and_maps_to_minus_one_one():
+    a = np.zeros((256, 256, 3), np.uint8)
+    a[0, 0] = 255
+    x = pil_to_encoder_input(Image.fromarray(a))
+    assert x.shape == (1, 3, 256, 256) and x[0, :, 0, 0].tolist() == [1, 1, 1] and x[0, 0, 1, 1] == -1
+
+
+def test_other_sizes_are_resized_as_torchvision_resize_does_on_pil():
+    img = _picture()
+    x = pil_to_encoder_input(img)
+    ref = np.asarray(img.resize((256, 256), Image.BILINEAR), np.float32) / 255
+    np.testing.assert_allclose(x[0].permute(1, 2, 0).numpy(), (ref - 0.5) / 0.5, atol=1e-6)
+
+
+def test_tensor_input_is_close_to_the_pil_path():
+    img = _picture()
+    t = torch.from_numpy(np.asarray(img, np.float32) / 255).permute(2, 0, 1)[None]
+    a, b = tensor_to_encoder_input(t), pil_to_encoder_input(img)
+    assert (a - b).abs().mean() < 0.02  # antialiased bilinear vs PIL's filter: same support, float rounding
+
+
+def test_nan_images_are_refused():
+    with pytest.raises(InputError, match="NaN"):
+        tensor_to_encoder_input(torch.full((1, 3, 8, 8), float("nan")))
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16", "CMYK"])
+def test_odd_modes_load_as_rgb(tmp_path, mode):
+    img = _picture()
+    if mode == "I;16":
+        img = Image.fromarray((np.asarray(img.convert("L"), np.uint16) * 257).astype(np.uint16))
+    else:
+        img = img.convert(mode)
+    path = tmp_path / ("x.jpg" if mode == "CMYK" else "x.png")
+    img.save(path)
+    out = load_image(str(path))
+    assert out.mode == "RGB" and out.size == (320, 200)
+
+
+def test_exif_rotation_is_applied(tmp_path):
+    img = _picture(320, 200)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    img.save(tmp_path / "r.jpg", exif=exif)
+    assert load_image(str(tmp_path / "r.jpg")).size == (200, 320)
+
+
+def test_pixels_out_truncate_like_comfyui_save_image():
+    x = torch.tensor([-1.5, -1.0, 0.0, 0.999, 1.0, 3.0])
+    assert unit_to_uint8(generator_to_unit(x).numpy()).tolist() == [0, 0, 127, 254, 255, 255]

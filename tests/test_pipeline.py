@@ -1,0 +1,88 @@
+"""The API's contract: batches broadcast, strengths scale what the paper defines, precision modes run."""
+import pytest
+import torch
+
+from clipinverter_core.errors import InputError
+from clipinverter_core.images import uint8_to_encoder_input
+from clipinverter_core.pipeline import CLIPInverter, Latent, pair_indices
+
+from conftest import rel_l2
+
+
+@pytest.fixture(scope="module")
+def model(kit256):
+    return CLIPInverter.from_bundle(kit256.bundle, "cpu")
+
+
+@pytest.fixture(scope="module")
+def x(kit256):
+    return uint8_to_encoder_input(kit256.golden["input_uint8"])
+
+
+def test_broadcast_rules():
+    assert pair_indices(3, 1) == ([0, 1, 2], [0, 0, 0])
+    assert pair_indices(1, 3) == ([0, 0, 0], [0, 1, 2])
+    assert pair_indices(2, 2) == ([0, 1], [0, 1])
+    with pytest.raises(InputError, match="2 images and 3 prompts"):
+        pair_indices(2, 3)
+    with pytest.raises(InputError, match="empty"):
+        pair_indices(0, 1)
+
+
+def test_one_prompt_many_faces_and_many_prompts_one_face(model, x):
+    t = model.encode_text(["a", "b", "c"])
+    r = model.edit(x[:1], t)
+    assert r.w_hat.shape == (3, 14, 512)
+    torch.testing.assert_close(r.w[0], r.w[2])  # the same face three times
+    r = model.edit(x, t[:1])
+    assert r.image.shape == (2, 3, 256, 256)
+
+
+def test_strength_zero_keeps_the_inversion_and_remap_zero_is_the_plain_decoder(model, x):
+    t = model.encode_text(["a smile"])
+    r = model.edit(x[:1], t, strength=0.0, remap_strength=0.0)
+    torch.testing.assert_close(r.w_hat, r.w)
+    torch.testing.assert_close(r.image, model.decode(r.w))
+
+
+def test_strength_scales_the_delta_linearly(model, x):
+    t = model.encode_text(["a smile"])
+    w, feats = model.invert(x[:1])
+    d1 = model.edit_codes(w, feats, t, 1.0) - w
+    d2 = model.edit_codes(w, feats, t, 2.0) - w
+    assert rel_l2(d2, 2 * d1) < 1e-5
+
+
+def test_level_toggles_change_the_edit(model, x):
+    t = model.encode_text(["a smile"])
+    w, feats = model.invert(x[:1])
+    full = model.edit_codes(w, feats, t)
+    coarse_only = model.edit_codes(w, feats, t, levels=("coarse",))
+    assert not torch.allclose(full, coarse_only)
+    assert torch.equal(coarse_only[:, 0], full[:, 0])  # row 0 reads only c3, which both modulate
+
+
+def test_remap_touches_only_conv_codes_from_the_second(model, x):
+    t = model.encode_text(["a smile"])
+    w = model.invert(x[:1])[0]
+    lat = model.remap(Latent(w), t)
+    assert torch.equal(lat.conv[:, 0], w[:, 0])
+    assert not torch.allclose(lat.conv[:, 1:], w[:, 1:13])
+    assert torch.equal(lat.w, w)
+
+
+def test_sections_load_only_what_they_name(kit256):
+    gen_only = CLIPInverter.from_bundle(kit256.bundle, "cpu", sections=("generator",))
+    assert gen_only.encoder is None and gen_only.generator is not None
+    with pytest.raises(Exception, match="encoder"):
+        gen_only.invert(torch.zeros(1, 3, 256, 256))
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_low_precision_runs_and_stays_close(kit256, model, x, precision):
+    t = model.encode_text(["this person has blonde hair and a beard"])
+    ref = model.edit(x[:1], t)
+    low = CLIPInverter.from_bundle(kit256.bundle, "cpu", precision)
+    r = low.edit(x[:1], t)
+    assert torch.isfinite(r.image).all()
+    assert rel_l2(r.image, ref.image.numpy()) < 0.1
