@@ -48,9 +48,14 @@ class Kit:
         from clipinverter_core.convert import convert
 
         self.size, self.folder = size, folder
-        self.files = _recipe().write_checkpoints(folder, seed=seed, size=size)
         self.bundle = os.path.join(folder, "bundle.safetensors")
-        convert(self.files["clipinverter"], self.files["e4e"], self.files["clip"], self.bundle, log=lambda *_: None)
+        names = {"e4e": "e4e_ffhq_encode.pt", "clipinverter": "pretrained_faces.pt",
+                 "stylegan2": "stylegan2-ffhq-config-f.pt", "clip": "ViT-B-32.pt"}
+        self.files = {k: os.path.join(folder, v) for k, v in names.items()}
+        if not os.path.isfile(self.bundle):  # a kept kit (CLIPINVERTER_KIT_CACHE) is reused as it is
+            self.files = _recipe().write_checkpoints(folder, seed=seed, size=size)
+            convert(self.files["clipinverter"], self.files["e4e"], self.files["clip"], self.bundle,
+                    log=lambda *_: None)
         self.golden = dict(np.load(os.path.join(PARITY, f"golden_{size}.npz")))
 
 
@@ -59,15 +64,21 @@ _kits: dict = {}
 
 @pytest.fixture(scope="session")
 def kit_factory(tmp_path_factory):
-    """kit_factory(size) -> Kit, built once per size per session (about 3 GB of disk each)."""
+    """kit_factory(size) -> Kit, built once per size per session (about 3 GB of disk each). With
+    CLIPINVERTER_KIT_CACHE=DIR the kits are kept in DIR and reused by later runs (a developer's speed-up)."""
+    cache = os.environ.get("CLIPINVERTER_KIT_CACHE")
+
     def get(size: int) -> Kit:
         _need_kit()
         if size not in _kits:
-            _kits[size] = Kit(str(tmp_path_factory.mktemp(f"kit{size}")), size)
+            folder = os.path.join(cache, f"kit{size}") if cache else str(tmp_path_factory.mktemp(f"kit{size}"))
+            os.makedirs(folder, exist_ok=True)
+            _kits[size] = Kit(folder, size)
         return _kits[size]
     yield get
-    for k in _kits.values():
-        shutil.rmtree(k.folder, ignore_errors=True)
+    if not cache:
+        for k in _kits.values():
+            shutil.rmtree(k.folder, ignore_errors=True)
     _kits.clear()
 
 
