@@ -142,14 +142,6 @@ def _meta_module(cls, *args):
         return cls(*args)
 
 
-def _fp16_if_lossless(t: torch.Tensor) -> torch.Tensor:
-    if t.is_floating_point() and t.dtype != torch.float16:
-        h = t.half()
-        if torch.equal(h.float(), t.float()):
-            return h
-    return t
-
-
 # --- conversion ---------------------------------------------------------------------------------------------
 def convert(clipinverter: str, e4e: str, clip: str, out: str, log=print) -> dict:
     """Reads the three official files, checks every key and shape, writes one bundle. Returns its metadata."""
@@ -209,7 +201,7 @@ def convert(clipinverter: str, e4e: str, clip: str, out: str, log=print) -> dict
     tensors.update({"adapter." + k: v.float() for k, v in adapter_sd.items()})
     tensors.update({"generator." + k: v.float() for k, v in gen_sd.items()})
     tensors["latent_avg"] = latent_avg.float().contiguous()
-    tensors.update({"clip." + k: _fp16_if_lossless(v) for k, v in clip_sd.items()})
+    tensors.update({"clip." + k: v.float() for k, v in clip_sd.items()})  # float32: zero-copy loading
     log("hashing the source files")
     sources = [{"role": role, "file": os.path.basename(p), "sha256": sha256_of(p), "bytes": os.path.getsize(p)}
                for role, p in (("clipinverter", clipinverter), ("e4e", e4e), ("clip", clip))]

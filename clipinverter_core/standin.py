@@ -66,7 +66,7 @@ def make_standin_bundle(path: str, size: int = 256, seed: int = 0) -> dict:
     clip = CLIP(512, vision_cfg=CLIPVisionCfg(layers=12, width=768, patch_size=32, image_size=224),
                 text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=512, heads=8, layers=12),
                 quick_gelu=True)
-    tensors.update({"clip." + k: v.half() for k, v in clip.state_dict().items()})
+    tensors.update({"clip." + k: v.half().float() for k, v in clip.state_dict().items()})  # fp16 values, as released
     meta = {
         "stylegan_size": str(size), "n_latent": str(n_latent),
         "components": json.dumps(["encoder", "adapter", "generator", "remapper", "latent_avg",

@@ -1,5 +1,6 @@
 """Safetensors bundles: one file per model holding every network CLIPInverter needs.
 
+All floating-point tensors are float32, so that loading is a zero-copy memory map of the file.
 Keys: `encoder.*` (e4e, official names without 'encoder.'), `adapter.*`, `generator.*` (StyleGAN2 + CLIPRemapper,
 the official `decoder.*` names), `latent_avg` (n_latent, 512), `clip.*` (CLIP ViT-B/32, OpenAI names).
 Metadata (all strings): format, format_version, stylegan_size, n_latent, components (JSON list),
