@@ -50,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--save-raw", metavar="RAW", help="also write float32 text_embedding, w, w_hat, image "
                    "(unclamped) to this .safetensors file")
 
+    d = sub.add_parser("download", help="opt-in: fetch the official weights and convert them into a bundle")
+    d.add_argument("--to", required=True, help="folder for the files (e.g. ComfyUI/models/clipinverter)")
+    d.add_argument("--no-convert", action="store_true", help="only fetch the three official files")
+    d.add_argument("--clip-from", choices=("openai", "huggingface"), default="openai")
+    d.add_argument("--base-url", help="fetch every file as URL/<file name> from a mirror of your own")
+    d.add_argument("--quiet", action="store_true", help="no progress bars")
+
     s = sub.add_parser("standin", help="write a bundle of stand-in RANDOM weights (demos, tests)")
     s.add_argument("-o", "--output", required=True)
     s.add_argument("--size", type=int, default=256, help="StyleGAN output size")
@@ -119,6 +126,15 @@ def cmd_edit(a) -> int:
     return 0
 
 
+def cmd_download(a) -> int:
+    from .download import download
+
+    paths = download(a.to, base_url=a.base_url, convert=not a.no_convert, clip_from=a.clip_from,
+                     progress=not a.quiet)
+    print(f"done: {paths.get('bundle', a.to)}")
+    return 0
+
+
 def cmd_standin(a) -> int:
     from .standin import make_standin_bundle
 
@@ -130,7 +146,8 @@ def cmd_standin(a) -> int:
 def main(argv=None) -> int:
     a = _parser().parse_args(argv)
     try:
-        return {"convert": cmd_convert, "info": cmd_info, "edit": cmd_edit, "standin": cmd_standin}[a.cmd](a)
+        return {"convert": cmd_convert, "info": cmd_info, "edit": cmd_edit, "standin": cmd_standin,
+                "download": cmd_download}[a.cmd](a)
     except (CLIPInverterError, FileNotFoundError) as e:
         msg = str(e) if not isinstance(e, FileNotFoundError) or not e.filename else f"no file at {e.filename}"
         print(f"error: {msg}", file=sys.stderr)

@@ -37,6 +37,13 @@ def is_torchscript(path: str) -> bool:
         return any(n.endswith("/constants.pkl") or "/code/" in n for n in z.namelist())
 
 
+def is_safetensors(path: str) -> bool:
+    """A safetensors file starts with its header's length (8 bytes, little-endian), then the JSON header."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000
+
+
 def load_pt(path: str):
     """torch.load(weights_only=True), with one-line errors for refused, truncated and foreign files."""
     if not os.path.isfile(path):
@@ -91,7 +98,7 @@ def _foreign_global(path: str) -> str | None:
 
 def read_clip_state_dict(path: str) -> dict[str, torch.Tensor]:
     """CLIP ViT-B/32 weights in the OpenAI key layout, from any of the files users hold."""
-    if path.endswith(".safetensors"):
+    if is_safetensors(path):
         from safetensors.torch import load_file
         try:
             sd = load_file(path)

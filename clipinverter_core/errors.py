@@ -15,3 +15,7 @@ class CheckpointError(CLIPInverterError):
 
 class InputError(CLIPInverterError):
     """An image, text or batch the pipeline cannot take."""
+
+
+class DownloadError(CLIPInverterError):
+    """A download that failed or brought the wrong thing; nothing was left under the final name."""
