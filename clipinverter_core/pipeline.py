@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .batching import map_chunks
 from .errors import CheckpointError, InputError
 from .networks import LEVELS, CLIPAdapter, Encoder4Editing, Features, Generator, n_latent_for
 from .weights import Bundle, load_bundle, load_strict
 
 EDIT_SCALE = 0.1  # w_hat = w + 0.1 * delta: the official constant
+TEXT_CHUNK = 256  # prompts per CLIP call
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -109,9 +111,10 @@ class CLIPInverter:
 
     @classmethod
     def from_bundle(cls, path: str, device: str | torch.device | None = None, precision: str = "fp32",
-                    sections=None) -> "CLIPInverter":
-        """Loads a bundle; `sections` (e.g. ('generator',)) loads only those networks."""
-        return cls(load_bundle(path, "cpu", sections), device, precision)
+                    sections=None, mmap: bool = True) -> "CLIPInverter":
+        """Loads a bundle; `sections` (e.g. ('generator',)) loads only those networks; `mmap=False` copies the
+        weights into memory instead of mapping the file (see weights.load_bundle)."""
+        return cls(load_bundle(path, "cpu", sections, mmap), device, precision)
 
     def _load(self, cls, args, sd, what):
         with torch.device("meta"):
@@ -138,14 +141,22 @@ class CLIPInverter:
         return self._tokenizer
 
     @torch.inference_mode()
-    def encode_text(self, texts: list[str] | str) -> torch.Tensor:
-        """Raw (not normalised) CLIP text embeddings, (B, 512) float32."""
+    def encode_text(self, texts: list[str] | str, chunk: int = TEXT_CHUNK) -> torch.Tensor:
+        """Raw (not normalised) CLIP text embeddings, (B, 512) float32. Prompts longer than CLIP's 77 tokens
+        are cut (with one warning); empty prompts are an error."""
         if isinstance(texts, str):
             texts = [texts]
+        texts = list(texts)
         if not texts:
             raise InputError("no prompt given")
-        tokens = self.tokenizer(list(texts)).to(self.device)
-        return self.clip.encode_text(tokens).float()
+        for i, t in enumerate(texts):
+            if not isinstance(t, str) or not t.strip():
+                raise InputError(f"prompt {i + 1} of {len(texts)} is empty: describe the edited face, "
+                                 "e.g. 'this person has blonde hair'")
+        tokens = self.tokenizer(texts)
+        clip = self.clip
+        outs = map_chunks(lambda a, b: clip.encode_text(tokens[a:b].to(self.device)).float(), len(texts), chunk)
+        return torch.cat(outs)
 
     @torch.inference_mode()
     def encode_image(self, images01: torch.Tensor) -> torch.Tensor:
@@ -202,12 +213,21 @@ class CLIPInverter:
 
     @torch.inference_mode()
     def edit(self, x: torch.Tensor, t: torch.Tensor, strength: float = 1.0, remap_strength: float = 1.0,
-             levels=LEVELS) -> EditResult:
-        """The whole edit of CLIPInverter. x: (B, 3, 256, 256) in [-1, 1]; t: (B, 512) or (1, 512)."""
+             levels=LEVELS, chunk: int | None = None, progress=None, check=None) -> EditResult:
+        """The whole edit of CLIPInverter. x: (B, 3, 256, 256) in [-1, 1]; t: (B, 512) or (1, 512), broadcast
+        by `pair_indices`. Runs in chunks of `chunk` pairs (all at once by default), halving the chunk on
+        out-of-memory errors; `progress(done, total)` after each chunk, `check()` before each (to cancel)."""
         idx_x, idx_t = pair_indices(x.shape[0], t.shape[0])
-        x, t = x[idx_x], t[idx_t].to(self.device)
-        w, feats = self.invert(x)
-        w_hat = self.edit_codes(w, feats, t, strength, levels)
-        latent = self.remap(w_hat, t, remap_strength) if remap_strength != 0 else Latent(w_hat)
-        image = self.decode(latent)
-        return EditResult(t.float(), w.float(), w_hat.float(), latent, image)
+
+        def run(a, b):
+            xs, ts = x[idx_x[a:b]], t[idx_t[a:b]].to(self.device)
+            w, feats = self.invert(xs)
+            w_hat = self.edit_codes(w, feats, ts, strength, levels)
+            latent = self.remap(w_hat, ts, remap_strength) if remap_strength != 0 else Latent(w_hat)
+            return ts.float(), w.float(), w_hat.float(), latent, self.decode(latent)
+
+        parts = map_chunks(run, len(idx_x), chunk, progress, check)
+        t_all, w, w_hat, latents, images = zip(*parts)
+        conv = None if latents[0].conv is None else torch.cat([lat.conv for lat in latents])
+        return EditResult(torch.cat(t_all), torch.cat(w), torch.cat(w_hat),
+                          Latent(torch.cat([lat.w for lat in latents]), conv), torch.cat(images))

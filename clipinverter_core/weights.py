@@ -99,8 +99,13 @@ def read_metadata(path: str) -> dict:
     return meta
 
 
-def load_bundle(path: str, device: str | torch.device = "cpu", sections: Iterable[str] | None = None) -> Bundle:
-    """Reads a bundle (all sections, or only `sections`, e.g. ('generator',)) onto `device`."""
+def load_bundle(path: str, device: str | torch.device = "cpu", sections: Iterable[str] | None = None,
+                mmap: bool = True) -> Bundle:
+    """Reads a bundle (all sections, or only `sections`, e.g. ('generator',)) onto `device`.
+
+    On the CPU, `mmap=True` maps the file (zero-copy: pages are read on first use). The file may then be
+    replaced by a rename (as our writers do) but not overwritten in place while the tensors live;
+    `mmap=False` copies every tensor into memory, for long-lived processes such as a ComfyUI server."""
     from safetensors import safe_open
 
     if not os.path.isfile(path):
@@ -112,7 +117,8 @@ def load_bundle(path: str, device: str | torch.device = "cpu", sections: Iterabl
         with safe_open(path, framework="pt", device=str(device)) as f:
             for k in f.keys():
                 if want is None or k.startswith(want) or (k == "latent_avg" and "encoder." in want):
-                    tensors[k] = f.get_tensor(k)
+                    t = f.get_tensor(k)
+                    tensors[k] = t if mmap or t.device.type != "cpu" else t.clone()
     except Exception as e:
         raise CheckpointError(f"{path}: could not read its tensors ({_first_line(e)}); "
                               "the file may be truncated. Convert it again.") from None

@@ -64,3 +64,21 @@ def test_exif_rotation_is_applied(tmp_path):
 def test_pixels_out_truncate_like_comfyui_save_image():
     x = torch.tensor([-1.5, -1.0, 0.0, 0.999, 1.0, 3.0])
     assert unit_to_uint8(generator_to_unit(x).numpy()).tolist() == [0, 0, 127, 254, 255, 255]
+
+
+@pytest.mark.parametrize("size", [(1, 1), (8000, 8000), (3000, 17)])
+def test_tiny_huge_and_thin_pictures_become_encoder_input(tmp_path, size):
+    Image.new("RGB", size, (200, 30, 30)).save(tmp_path / "x.png")
+    x = pil_to_encoder_input(load_image(str(tmp_path / "x.png")))
+    assert x.shape == (1, 3, 256, 256) and torch.isfinite(x).all()
+    assert abs(float(x[0, 0].mean()) - (200 / 255 - 0.5) / 0.5) < 1e-3
+
+
+def test_truncated_and_non_image_files(tmp_path):
+    _picture().save(tmp_path / "x.jpg")
+    data = (tmp_path / "x.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 3])
+    (tmp_path / "text.png").write_text("hello")
+    for name in ("cut.jpg", "text.png"):
+        with pytest.raises(InputError, match="not a readable image"):
+            load_image(str(tmp_path / name))
