@@ -169,3 +169,40 @@ def test_a_bundle_with_a_wrong_shape_names_the_key(tmp_path, kit256):
     with pytest.raises(CheckpointError, match=r"fine_mapping.modulation_module_list.0.norm.weight' has shape "
                                               r"\(127\), expected \(128\)"):
         CLIPInverter.from_bundle(str(bad))
+
+
+@pytest.fixture(scope="module")
+def tiny_clip():
+    """A small ViT CLIP with fp16 values (as the released weights are) and OpenAI's key layout."""
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    torch.manual_seed(0)
+    m = CLIP(512, vision_cfg=CLIPVisionCfg(layers=1, width=64, patch_size=32, image_size=64, head_width=64),
+             text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=1, layers=1),
+             quick_gelu=True).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(p.half().float())
+    mask = m.attn_mask  # OpenAI's model keeps the mask as a plain attribute, not in the state dict
+    del m._buffers["attn_mask"]
+    m.attn_mask = mask
+    return m
+
+
+def test_clip_from_torchscript_safetensors_and_bin(tmp_path, tiny_clip):
+    import warnings
+
+    from clipinverter_core.convert import read_clip_state_dict
+
+    ref = tiny_clip.state_dict()
+    img, txt = torch.ones(1, 3, 64, 64), torch.zeros(1, 77, dtype=torch.long)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace_module(tiny_clip, dict(forward=(img, txt), encode_text=(txt,), encode_image=(img,)))
+    torch.jit.save(traced, tmp_path / "ViT-B-32.pt")  # the OpenAI release is such a TorchScript archive
+    save_file({k: v.contiguous() for k, v in ref.items()}, str(tmp_path / "open_clip_model.safetensors"))
+    torch.save({"state_dict": {"module." + k: v for k, v in ref.items()}}, tmp_path / "open_clip_pytorch_model.bin")
+    for name in ("ViT-B-32.pt", "open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
+        sd = read_clip_state_dict(str(tmp_path / name))
+        assert set(sd) == set(ref), name
+        assert all(torch.equal(sd[k].float(), ref[k].float()) for k in ref), name
