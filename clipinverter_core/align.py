@@ -118,27 +118,46 @@ def _dlib_models():
     return dlib, dlib.get_frontal_face_detector(), dlib.shape_predictor(predictor_path())
 
 
-def detect_faces(image: np.ndarray) -> list[Face]:
-    """Faces in an (H, W, 3) uint8 RGB photo, largest first (ties: the detector's most confident first)."""
+def _to_uint8(a) -> np.ndarray:
+    """(3, H, W) float tensor in [0, 1] or (H, W, 3) uint8 array -> contiguous (H, W, 3) uint8."""
+    if isinstance(a, torch.Tensor):
+        a = a.detach().float().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return np.ascontiguousarray(a, dtype=np.uint8)
+
+
+def detect_faces(image) -> list[Face]:
+    """Faces in a photo, largest first (ties: the detector's most confident first).
+
+    image: (H, W, 3) uint8 RGB array, or (3, H, W) float tensor in [0, 1] (on any device). The landmarks
+    are found at full resolution, on a window around each face (the predictor reads nothing beyond it)."""
     from PIL import Image
 
     dlib, detector, predictor = _dlib_models()
-    image = np.ascontiguousarray(image, dtype=np.uint8)
-    h, w = image.shape[:2]
+    is_tensor = isinstance(image, torch.Tensor)
+    h, w = (image.shape[1:] if is_tensor else image.shape[:2])
     long_side = max(h, w)
     if long_side <= UPSAMPLE_MAX_SIDE:
-        small, scale, upsample = image, 1.0, 1
+        small, scale, upsample = _to_uint8(image), 1.0, 1
     else:
         scale = min(1.0, DETECT_MAX_SIDE / long_side)
-        small = image if scale == 1.0 else np.asarray(
-            Image.fromarray(image).resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR))
+        sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+        if scale == 1.0:
+            small = _to_uint8(image)
+        elif is_tensor:
+            small = _to_uint8(F.interpolate(image[None].float(), size=(sh, sw), mode="bilinear",
+                                            align_corners=False, antialias=True)[0])
+        else:
+            small = np.asarray(Image.fromarray(_to_uint8(image)).resize((sw, sh), Image.BILINEAR))
         upsample = 0
     boxes, scores, _ = detector.run(small, upsample, 0.0)
     faces = []
     for r, score in zip(boxes, scores):
         box = tuple(int(round(v / scale)) for v in (r.left(), r.top(), r.right(), r.bottom()))
-        shape = predictor(image, dlib.rectangle(*box))
-        lm = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+        m = max(box[2] - box[0], box[3] - box[1])  # a window of three boxes a side
+        x0, y0, x1, y1 = max(box[0] - m, 0), max(box[1] - m, 0), min(box[2] + m + 1, w), min(box[3] + m + 1, h)
+        window = _to_uint8(image[:, y0:y1, x0:x1] if is_tensor else image[y0:y1, x0:x1])
+        shape = predictor(window, dlib.rectangle(box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0))
+        lm = np.array([[p.x + x0, p.y + y0] for p in shape.parts()], dtype=np.float64)
         faces.append(Face(box, lm, float(score)))
     faces.sort(key=lambda f: (-f.area, -f.score))
     return faces
@@ -185,16 +204,18 @@ def _lanczos_taps(in_size: int, out_size: int, lo: int, hi: int) -> tuple[np.nda
     return np.minimum(idx, stop[:, None] - 1), w / w.sum(1, keepdims=True)
 
 
-def _apply_taps(x: torch.Tensor, dim: int, idx: np.ndarray, w: np.ndarray) -> torch.Tensor:
-    """sum_k w[:, k] * x[idx[:, k]] along dim (idx relative to x)."""
-    idx_t = torch.from_numpy(idx).to(x.device)
-    w_t = torch.from_numpy(w).to(x.device, x.dtype)
-    shape = [1] * x.ndim
-    shape[dim] = len(idx)
-    out = x.index_select(dim, idx_t[:, 0]) * w_t[:, 0].reshape(shape)
-    for k in range(1, idx.shape[1]):
-        out += x.index_select(dim, idx_t[:, k]) * w_t[:, k].reshape(shape)
-    return out
+def _apply_taps(x: torch.Tensor, dim: int, idx: np.ndarray, w: np.ndarray, block: int = 32) -> torch.Tensor:
+    """sum_k w[:, k] * x[idx[:, k]] along dim (1 or 2 of (C, H, W); idx relative to x), as small dense
+    matrix products over blocks of outputs: a resize filter is a band, and a band is a row of blocks."""
+    outs = []
+    for b0 in range(0, len(idx), block):
+        bi, bw = idx[b0:b0 + block], w[b0:b0 + block]
+        lo, hi = int(bi.min()), int(bi.max()) + 1
+        dense = np.zeros((len(bi), hi - lo))
+        np.add.at(dense, (np.arange(len(bi))[:, None], bi - lo), bw)
+        dense = torch.from_numpy(dense).to(x.device, x.dtype)
+        outs.append(dense @ x[:, lo:hi] if dim == 1 else x[..., lo:hi] @ dense.T)
+    return torch.cat(outs, dim)
 
 
 def _reflect_index(i: np.ndarray, n: int, symmetric: bool) -> np.ndarray:
@@ -206,18 +227,26 @@ def _reflect_index(i: np.ndarray, n: int, symmetric: bool) -> np.ndarray:
     return np.where(i >= n, period - 1 - i if symmetric else period - i, i)
 
 
+def _convolve_last(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """'valid' correlation of the last axis with a 1-D kernel, by FFT (long kernels: sigma ~ 10-40 px)."""
+    n, k = x.shape[-1], kernel.shape[0]
+    length = n + k - 1
+    spectrum = torch.fft.rfft(x, n=length) * torch.fft.rfft(kernel.flip(0), n=length)
+    return torch.fft.irfft(spectrum, n=length)[..., k - 1:n]
+
+
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """scipy.ndimage.gaussian_filter over H and W of (C, H, W): truncate 4, mode 'reflect'."""
     radius = int(4.0 * sigma + 0.5)
     t = np.arange(-radius, radius + 1)
     k = np.exp(-0.5 * (t / sigma) ** 2)
     k = torch.from_numpy(k / k.sum()).to(x.device, x.dtype)
-    c, h, w = x.shape
+    _, h, w = x.shape
     rows = torch.from_numpy(_reflect_index(np.arange(-radius, h + radius), h, True)).to(x.device)
     cols = torch.from_numpy(_reflect_index(np.arange(-radius, w + radius), w, True)).to(x.device)
-    y = F.conv2d(x.index_select(1, rows)[None], k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-    y = F.conv2d(y.index_select(3, cols), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return y[0]
+    y = _convolve_last(x.index_select(2, cols), k)
+    y = _convolve_last(y.index_select(1, rows).transpose(1, 2), k).transpose(1, 2)
+    return y.contiguous()
 
 
 def _median(x: torch.Tensor) -> torch.Tensor:
@@ -329,10 +358,6 @@ def to_unit_tensor(image, device=None) -> torch.Tensor:
     return t.to(device) if device is not None else t
 
 
-def _uint8_hwc(image: torch.Tensor) -> np.ndarray:
-    return (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-
-
 def _resize(image: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(image, size=hw, mode="bilinear", align_corners=False, antialias=True)
 
@@ -361,7 +386,7 @@ def align(image, size: int = 256, face_index: int | str = 0, on_missing: str = "
     images = to_unit_tensor(image)
     crops, entries = [], []
     for b, photo in enumerate(images):
-        found = faces[b] if faces is not None else detect_faces(_uint8_hwc(photo))
+        found = faces[b] if faces is not None else detect_faces(photo)
         if not found:
             if on_missing == "passthrough":
                 crop, entry = _passthrough(b, photo, size)
@@ -369,8 +394,8 @@ def align(image, size: int = 256, face_index: int | str = 0, on_missing: str = "
                 entries.append(entry)
                 continue
             where = f"photo {b} of the batch" if len(images) > 1 else "the photo"
-            raise FaceNotFoundError(f"no face found in {where}: use a photo with a frontal face of at least "
-                                    "~40 px, or pass-through / --no-align for a crop that is already aligned")
+            raise FaceNotFoundError(f"no face found in {where} (the detector needs a frontal face of "
+                                    "about 80 px or more, 40 px in photos up to 800 px)")
         if face_index == "all":
             chosen = list(enumerate(found))
         elif face_index < len(found):
