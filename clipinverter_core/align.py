@@ -229,10 +229,37 @@ def _reflect_index(i: np.ndarray, n: int, symmetric: bool) -> np.ndarray:
     return np.where(i >= n, period - 1 - i if symmetric else period - i, i)
 
 
+def _pad_reflect(x: torch.Tensor, dim: int, before: int, after: int, symmetric: bool) -> torch.Tensor:
+    """x extended along dim by mirroring (see _reflect_index); slices when the margins fit, else a gather."""
+    n = x.shape[dim]
+    edge = 0 if symmetric else 1
+    if max(before, after) + edge > n:
+        idx = _reflect_index(np.arange(-before, n + after), n, symmetric)
+        return x.index_select(dim, torch.from_numpy(idx).to(x.device))
+    parts = [x.narrow(dim, edge, before).flip(dim), x, x.narrow(dim, n - edge - after, after).flip(dim)]
+    return torch.cat(parts, dim)
+
+
+def _fft_len(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n: FFT sizes with small factors are the fast ones."""
+    best = 1 << (n - 1).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
 def _convolve_last(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """'valid' correlation of the last axis with a 1-D kernel, by FFT (long kernels: sigma ~ 10-40 px)."""
     n, k = x.shape[-1], kernel.shape[0]
-    length = n + k - 1
+    length = _fft_len(n + k - 1)
     spectrum = torch.fft.rfft(x, n=length) * torch.fft.rfft(kernel.flip(0), n=length)
     return torch.fft.irfft(spectrum, n=length)[..., k - 1:n]
 
@@ -243,11 +270,8 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     t = np.arange(-radius, radius + 1)
     k = np.exp(-0.5 * (t / sigma) ** 2)
     k = _const(k / k.sum(), x.device, x.dtype)
-    _, h, w = x.shape
-    rows = torch.from_numpy(_reflect_index(np.arange(-radius, h + radius), h, True)).to(x.device)
-    cols = torch.from_numpy(_reflect_index(np.arange(-radius, w + radius), w, True)).to(x.device)
-    y = _convolve_last(x.index_select(2, cols), k)
-    y = _convolve_last(y.index_select(1, rows).transpose(1, 2), k).transpose(1, 2)
+    y = _convolve_last(_pad_reflect(x, 2, radius, radius, True), k)
+    y = _convolve_last(_pad_reflect(y, 1, radius, radius, True).transpose(1, 2), k).transpose(1, 2)
     return y.contiguous()
 
 
@@ -256,8 +280,11 @@ def _median(x: torch.Tensor) -> torch.Tensor:
     flat = x.reshape(x.shape[0], -1)
     n = flat.shape[1]
     lo = flat.kthvalue((n + 1) // 2, dim=1).values
-    hi = flat.kthvalue(n // 2 + 1, dim=1).values
-    return ((lo + hi) / 2)[:, None, None]
+    if n % 2 == 0:  # the next value up: lo again if it repeats, else the smallest value above it
+        above = flat.masked_fill(flat <= lo[:, None], float("inf")).amin(1)
+        hi = torch.where((flat <= lo[:, None]).sum(1) > n // 2, lo, above)
+        lo = (lo + hi) / 2
+    return lo[:, None, None]
 
 
 def align_face(image: torch.Tensor, landmarks: np.ndarray, size: int = 256) -> tuple[torch.Tensor, np.ndarray]:
@@ -308,9 +335,7 @@ def align_face(image: torch.Tensor, landmarks: np.ndarray, size: int = 256) -> t
     if max(px0, py0, px1, py1) > border - 4:
         p = int(np.rint(qsize * PAD_FRACTION))
         px0, py0, px1, py1 = max(px0, p), max(py0, p), max(px1, p), max(py1, p)
-        rows = torch.from_numpy(_reflect_index(np.arange(-py0, ch + py1), ch, False)).to(image.device)
-        cols = torch.from_numpy(_reflect_index(np.arange(-px0, cw + px1), cw, False)).to(image.device)
-        region = region.index_select(1, rows).index_select(2, cols)
+        region = _pad_reflect(_pad_reflect(region, 1, py0, py1, False), 2, px0, px1, False)
         ph, pw = region.shape[1:]
         yy = torch.arange(ph, device=image.device, dtype=region.dtype)[:, None]
         xx = torch.arange(pw, device=image.device, dtype=region.dtype)[None, :]
