@@ -126,7 +126,8 @@ def _to_uint8(a) -> np.ndarray:
 
 
 def detect_faces(image) -> list[Face]:
-    """Faces in a photo, largest first (ties: the detector's most confident first).
+    """Faces in a photo, largest first (ties: the detector's most confident first). The official code
+    takes the detector's last face instead; in a photo of one face both are that face.
 
     image: (H, W, 3) uint8 RGB array, or (3, H, W) float tensor in [0, 1] (on any device). The landmarks
     are found at full resolution, on a window around each face (the predictor reads nothing beyond it)."""
@@ -385,6 +386,12 @@ def to_unit_tensor(image, device=None) -> torch.Tensor:
     return t.to(device) if device is not None else t
 
 
+def _corners(matrix: np.ndarray, size: int) -> np.ndarray:
+    """The outer corners of a size x size crop in the photo, (4, 2): top-left, bottom-left, bottom-right, top-right."""
+    lo, hi = -0.5, size - 0.5
+    return (matrix @ np.array([[lo, lo, hi, hi], [lo, hi, hi, lo], [1, 1, 1, 1]]))[:2].T
+
+
 def _resize(image: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(image, size=hw, mode="bilinear", align_corners=False, antialias=True)
 
@@ -434,10 +441,7 @@ def align(image, size: int = 256, face_index: int | str = 0, on_missing: str = "
             crop, matrix = align_face(photo, face.landmarks, size)
             crops.append(crop)
             entries.append(FaceAlignment(b, k, size, tuple(photo.shape[1:]), matrix,
-                                         quad=(matrix @ np.array([[-0.5, -0.5, size - 0.5, size - 0.5],
-                                                                  [-0.5, size - 0.5, size - 0.5, -0.5],
-                                                                  [1, 1, 1, 1]]))[:2].T,
-                                         landmarks=face.landmarks))
+                                         quad=_corners(matrix, size), landmarks=face.landmarks))
     return torch.stack(crops), Alignment(entries, len(images))
 
 
@@ -466,8 +470,6 @@ def paste_back(original, edited: torch.Tensor, alignment: Alignment, feather: fl
     if edited.ndim != 4 or edited.shape[0] != len(alignment) or edited.shape[2] != edited.shape[3]:
         raise InputError(f"expected {len(alignment)} square edited crop(s) (N, 3, s, s), got {tuple(edited.shape)}")
     edited = edited.to(out.device, torch.float32).clamp(0, 1)
-    s = edited.shape[-1]
-    mask = face_mask(s, feather, out.device)
     for crop, entry in zip(edited, alignment.faces):
         h, w = entry.source_size
         if out.shape[2:] != (h, w):
@@ -476,10 +478,16 @@ def paste_back(original, edited: torch.Tensor, alignment: Alignment, feather: fl
         if entry.passthrough:
             out[b] = _resize(crop[None], (h, w))[0].clamp(0, 1).to(out.dtype)
             continue
+        s = crop.shape[-1]
+        side = float(np.hypot(*np.diff(_corners(entry.matrix_for(s), s)[[0, 3]], axis=0)[0]))
+        if s > 2 * side:  # a crop much finer than the face in the photo: antialias down to 2x the face first,
+            s = max(int(math.ceil(2 * side)), 1)  # which the bilinear warp then halves without aliasing
+            crop = _resize(crop[None], (s, s))[0].clamp(0, 1)
+        mask = face_mask(s, feather, out.device)
         matrix = entry.matrix_for(s)
-        corners = matrix @ np.array([[-0.5, -0.5, s - 0.5, s - 0.5], [-0.5, s - 0.5, s - 0.5, -0.5], [1, 1, 1, 1]])
-        x0, y0 = max(int(math.floor(corners[0].min())), 0), max(int(math.floor(corners[1].min())), 0)
-        x1, y1 = min(int(math.ceil(corners[0].max())) + 1, w), min(int(math.ceil(corners[1].max())) + 1, h)
+        corners = _corners(matrix, s)
+        x0, y0 = max(int(math.floor(corners[:, 0].min())), 0), max(int(math.floor(corners[:, 1].min())), 0)
+        x1, y1 = min(int(math.ceil(corners[:, 0].max())) + 1, w), min(int(math.ceil(corners[:, 1].max())) + 1, h)
         if x1 <= x0 or y1 <= y0:
             continue
         to_box = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]]) @ matrix

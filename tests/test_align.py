@@ -111,7 +111,7 @@ def test_eyes_land_on_the_ffhq_positions(one_face, angle):
 
 # --------------------------------------------------------------------------- paste-back
 
-@pytest.mark.parametrize("size, bound", [(256, 2 / 255), (1024, 1 / 255)])
+@pytest.mark.parametrize("size, bound", [(256, 2 / 255), (1024, 2 / 255)])
 def test_round_trip_changes_nothing_outside_the_mask(astronaut, size, bound):
     photo = A.to_unit_tensor(astronaut)
     crops, al = A.align(photo, size)
