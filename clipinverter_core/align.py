@@ -413,6 +413,8 @@ def align(image, size: int = 256, face_index: int | str = 0, on_missing: str = "
     on_missing: 'error' raises FaceNotFoundError; 'passthrough' uses the whole photo, resized, instead.
     faces: detections to reuse (one list per photo), e.g. from an earlier call's `detect_faces`.
     Returns (N, 3, size, size) in [0, 1] and the Alignment that `paste_back` needs."""
+    if not isinstance(size, int) or size < 8:
+        raise InputError(f"the crop size must be a whole number of pixels, 8 or more, not {size!r}")
     if on_missing not in ("error", "passthrough"):
         raise InputError(f"on_missing must be 'error' or 'passthrough', not {on_missing!r}")
     if face_index != "all" and (not isinstance(face_index, int) or face_index < 0):
