@@ -1,4 +1,4 @@
-"""Command line: `python -m clipinverter_core {convert,info,edit,standin} ...`."""
+"""Command line: `python -m clipinverter_core {convert,info,edit,align,standin} ...`."""
 from __future__ import annotations
 
 import argparse
@@ -17,6 +17,18 @@ The official weights (see models/README.md):
 then:
   python -m clipinverter_core convert --clipinverter pretrained_faces.pt --e4e e4e_ffhq_encode.pt \\
       --clip ViT-B-32.pt -o models/clipinverter/clipinverter_faces.safetensors"""
+
+
+def _face_index(text: str):
+    if text == "all":
+        return text
+    if text.isdigit():
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected 0, 1, ... or 'all', got {text!r}")
+
+
+def _numbered(path: str, n: int) -> list[str]:
+    return [path] if n == 1 else [f"{os.path.splitext(path)[0]}_{k}.png" for k in range(n)]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,6 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--strength", type=float, default=1.0, help="edit strength alpha (1 = the paper)")
     e.add_argument("--remap-strength", type=float, default=1.0, help="CLIPRemapper strength beta (1 = the paper)")
     e.add_argument("--no-align", action="store_true", help="the image is already an FFHQ-aligned face crop")
+    e.add_argument("--face-index", default="0", type=_face_index,
+                   help="which face to edit, 0 = the largest (default), or 'all'")
+    e.add_argument("--paste-back", action="store_true",
+                   help="write the whole photo with the edited face pasted in (instead of the face alone)")
+    e.add_argument("--feather", type=float, default=0.1,
+                   help="paste-back: width of the blend at the crop's edge, as a fraction of its side")
+    e.add_argument("--if-no-face", choices=("error", "passthrough"), default="error",
+                   help="no face found: stop with an error (default), or edit the whole photo resized")
     e.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
     e.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
     e.add_argument("--save-raw", metavar="RAW", help="also write float32 text_embedding, w, w_hat, image "
@@ -56,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--clip-from", choices=("openai", "huggingface"), default="openai")
     d.add_argument("--base-url", help="fetch every file as URL/<file name> from a mirror of your own")
     d.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    g = sub.add_parser("align", help="write the FFHQ-aligned crop of a face in a photo")
+    g.add_argument("--image", required=True, help="input photo")
+    g.add_argument("-o", "--output", required=True, help="output PNG (with --face-index all: OUT_0.png, ...)")
+    g.add_argument("--size", type=int, default=256, help="crop side: 256 for the encoder, 1024 to look at")
+    g.add_argument("--face-index", default="0", type=_face_index, help="0 = the largest face (default), or 'all'")
 
     s = sub.add_parser("standin", help="write a bundle of stand-in RANDOM weights (demos, tests)")
     s.add_argument("-o", "--output", required=True)
@@ -95,24 +121,38 @@ def cmd_info(a) -> int:
 def cmd_edit(a) -> int:
     import numpy as np
 
-    from .errors import InputError
     from .images import generator_to_unit, load_image, pil_to_encoder_input, save_png, unit_to_uint8
     from .pipeline import CLIPInverter
 
-    if not a.no_align:
-        raise InputError("face alignment is not built yet: pass --no-align with a face crop that is already "
-                         "FFHQ-aligned (eyes level, face centred as in FFHQ)")
     img = load_image(a.image)
     model = CLIPInverter.from_bundle(a.model, a.device, a.precision)
     if model.metadata.get("standin"):
         print("WARNING: stand-in RANDOM weights: the output will not look like a face.\n" + OFFICIAL_FILES,
               file=sys.stderr)
-    x = pil_to_encoder_input(img)
+    if a.no_align:
+        if a.paste_back:
+            from .errors import InputError
+            raise InputError("--paste-back needs the alignment: drop --no-align")
+        x, alignment, photo = pil_to_encoder_input(img), None, None
+    else:
+        from .align import FaceNotFoundError, align, to_unit_tensor
+        from .errors import InputError
+        from .images import ENCODER_SIZE
+
+        photo = to_unit_tensor(img, model.device)
+        try:
+            crops, alignment = align(photo, ENCODER_SIZE, a.face_index, a.if_no_face)
+        except FaceNotFoundError as e:
+            raise InputError(f"{e}; pass --no-align for a face crop that is already FFHQ-aligned, or "
+                             "--if-no-face passthrough to edit the whole photo") from None
+        x = crops.sub(0.5).div(0.5)
     t = model.encode_text(a.text)
     result = model.edit(x, t, strength=a.strength, remap_strength=a.remap_strength)
-    pixels = unit_to_uint8(generator_to_unit(result.image).permute(0, 2, 3, 1).cpu().numpy())
-    outputs = [a.output] if len(pixels) == 1 else \
-        [f"{os.path.splitext(a.output)[0]}_{k}.png" for k in range(len(pixels))]
+    images = generator_to_unit(result.image.float())
+    if a.paste_back:
+        images = _paste_results(photo, images, alignment)
+    pixels = unit_to_uint8(images.permute(0, 2, 3, 1).cpu().numpy())
+    outputs = _numbered(a.output, len(pixels))
     if a.save_raw:
         from safetensors.torch import save_file
 
@@ -135,6 +175,32 @@ def cmd_download(a) -> int:
     return 0
 
 
+def _paste_results(photo, images, alignment):
+    """Edits pasted into the photo: one face edited N ways gives N photos; N faces give one photo."""
+    import torch
+
+    from .align import paste_back
+
+    n_faces = len(alignment)
+    if n_faces == len(images):
+        return paste_back(photo, images, alignment)
+    return torch.cat([paste_back(photo, images[k:k + 1], alignment) for k in range(len(images))])
+
+
+def cmd_align(a) -> int:
+    import numpy as np
+
+    from .align import align
+    from .images import load_image, save_png, unit_to_uint8
+
+    crops, alignment = align(load_image(a.image), a.size, a.face_index)
+    pixels = unit_to_uint8(crops.permute(0, 2, 3, 1).cpu().numpy())
+    for path, arr, face in zip(_numbered(a.output, len(pixels)), pixels, alignment.faces):
+        save_png(path, np.ascontiguousarray(arr))
+        print(f"wrote {path} (face {face.face_index})")
+    return 0
+
+
 def cmd_standin(a) -> int:
     from .standin import make_standin_bundle
 
@@ -146,8 +212,8 @@ def cmd_standin(a) -> int:
 def main(argv=None) -> int:
     a = _parser().parse_args(argv)
     try:
-        return {"convert": cmd_convert, "info": cmd_info, "edit": cmd_edit, "standin": cmd_standin,
-                "download": cmd_download}[a.cmd](a)
+        return {"convert": cmd_convert, "info": cmd_info, "edit": cmd_edit, "align": cmd_align,
+                "standin": cmd_standin, "download": cmd_download}[a.cmd](a)
     except (CLIPInverterError, FileNotFoundError) as e:
         msg = str(e) if not isinstance(e, FileNotFoundError) or not e.filename else f"no file at {e.filename}"
         print(f"error: {msg}", file=sys.stderr)

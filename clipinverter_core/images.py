@@ -18,7 +18,7 @@ ENCODER_SIZE = 256
 
 def load_image(path: str):
     """A picture file as an 8-bit RGB PIL image, upright (EXIF orientation applied)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     try:
         img = Image.open(path)
@@ -27,6 +27,13 @@ def load_image(path: str):
         raise InputError(f"no image at {path}") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise InputError(f"{path}: not a readable image ({e})") from None
+    return pil_to_rgb(img)
+
+
+def pil_to_rgb(img):
+    """Any PIL image as 8-bit RGB, upright: EXIF orientation applied, 16-bit scaled, alpha on white."""
+    from PIL import Image, ImageOps
+
     img = ImageOps.exif_transpose(img)
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         a = np.asarray(img, dtype=np.float64)
