@@ -29,7 +29,7 @@ def _edit_chain(embedding_key, x=780, y=40, prefix="clipinverter/edit"):
         {"key": "remap", "type": "CLIPInverterRemap", "pos": [x + 340, y], "widgets": {"strength": 1.0}},
         {"key": "decode", "type": "CLIPInverterDecode", "pos": [x + 680, y]},
     ]
-    links = [["loader", "model", "invert", "model"], ["face", "IMAGE", "invert", "image"],
+    links = [["loader", "model", embedding_key, "model"], ["loader", "model", "invert", "model"], ["face", "IMAGE", "invert", "image"],
              [embedding_key, "embedding", "invert", "embedding"], ["loader", "model", "remap", "model"],
              ["invert", "latent", "remap", "latent"], [embedding_key, "embedding", "remap", "embedding"],
              ["loader", "model", "decode", "model"], ["remap", "latent", "decode", "latent"]]
@@ -52,8 +52,7 @@ def reference_edit():
     return {"nodes": [_loader(), _image("face", FACE, 40, 240), _image("reference", REFERENCE, 400, 240),
                       {"key": "ref_embedding", "type": "CLIPInverterEncodeImage", "pos": [400, 40],
                        "widgets": {"norm_matching": "match text"}}] + chain,
-            "links": links + [["loader", "model", "ref_embedding", "model"],
-                              ["reference", "IMAGE", "ref_embedding", "image"]]}
+            "links": links + [["reference", "IMAGE", "ref_embedding", "image"]]}
 
 
 def several_prompts():
