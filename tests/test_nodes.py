@@ -79,11 +79,15 @@ def run(nodes, node_id, *args):
     return nodes[node_id].execute(*args)[0]
 
 
-def edit(nodes, model, image, text, strength=1.0, remap=1.0, levels=(True, True, True)):
-    t = run(nodes, "CLIPInverterEncodeText", model, text)
-    latent = run(nodes, "CLIPInverterInvert", model, image, t, strength, *levels)
-    latent = run(nodes, "CLIPInverterRemap", model, latent, t, remap)
-    return run(nodes, "CLIPInverterDecode", model, latent)
+@pytest.fixture(scope="module")
+def single(nodes, model, face):
+    """One face, one prompt, through every step once (the tests below reuse it rather than recompute)."""
+    t = run(nodes, "CLIPInverterEncodeText", model, PROMPT)
+    plain = run(nodes, "CLIPInverterInvertOnly", model, face[1])
+    edited = run(nodes, "CLIPInverterInvert", model, face[1], t, 1.0, True, True, True)
+    remapped = run(nodes, "CLIPInverterRemap", model, edited, t, 1.0)
+    return {"t": t, "plain": plain, "edited": edited, "remapped": remapped,
+            "pixels": run(nodes, "CLIPInverterDecode", model, remapped)}
 
 
 # --- the node table --------------------------------------------------------------------------------------------
@@ -151,59 +155,56 @@ def test_the_loader_hands_the_networks_to_comfyui_model_management(model, nodes)
 
 
 # --- the edit ----------------------------------------------------------------------------------------------------
-def test_an_edit_through_the_nodes_gives_the_pixels_of_the_cli(nodes, model, face, standin256, tmp_path):
+def test_an_edit_through_the_nodes_gives_the_pixels_of_the_cli(single, face, standin256, tmp_path):
     from clipinverter_core.__main__ import main
 
-    path, image = face
-    out = run_edit_and_save(nodes, model, image)
-    assert main(["edit", "--model", standin256, "--image", path, "--text", PROMPT, "-o", str(tmp_path / "cli.png"),
-                 "--no-align", "--device", "cpu"]) == 0
-    np.testing.assert_array_equal(out, np.asarray(Image.open(tmp_path / "cli.png")))
-
-
-def run_edit_and_save(nodes, model, image):
-    pixels = edit(nodes, model, image, PROMPT)
+    pixels = single["pixels"]
     assert pixels.shape == (1, 256, 256, 3) and pixels.dtype == torch.float32
-    return np.clip(255.0 * pixels[0].numpy(), 0, 255).astype(np.uint8)  # as SaveImage
+    ours = np.clip(255.0 * pixels[0].numpy(), 0, 255).astype(np.uint8)  # as SaveImage
+    assert main(["edit", "--model", standin256, "--image", face[0], "--text", PROMPT, "-o", str(tmp_path / "cli.png"),
+                 "--no-align", "--device", "cpu"]) == 0
+    np.testing.assert_array_equal(ours, np.asarray(Image.open(tmp_path / "cli.png")))
 
 
 def test_every_batch_loop_reports_progress_and_checks_cancel(nodes, model, face):
-    t = run(nodes, "CLIPInverterEncodeText", model, "a\nb\nc")
+    t = run(nodes, "CLIPInverterEncodeText", model, "a\n\n  b \nc\n")  # blank lines are not prompts
     assert t.shape == (3, 512)
     assert [p.current for p in RECORD.progress] == [3] and RECORD.checks == 3
     RECORD.reset()
-    RECORD.interrupt_after_checks = 1
+    RECORD.interrupt_after_checks = 1  # cancel pressed while the first item runs
     with pytest.raises(comfy_stubs.InterruptProcessingException):
-        run(nodes, "CLIPInverterInvert", model, face[1], t, 1.0, True, True, True)
-    assert RECORD.checks == 2
+        run(nodes, "CLIPInverterEncodeText", model, "a\nb\nc")
+    assert RECORD.checks == 2 and RECORD.progress[-1].current == 1
 
 
-@pytest.mark.parametrize("n_faces,n_prompts,expected", [(1, 3, 3), (2, 1, 2), (2, 2, 2)])
-def test_batches_broadcast(nodes, model, face, n_faces, n_prompts, expected):
-    t = run(nodes, "CLIPInverterEncodeText", model, "\n".join(f"prompt {k}" for k in range(n_prompts)))
+@pytest.mark.parametrize("n_faces,n_prompts,expected", [(1, 2, 2), (2, 1, 2)])
+def test_batches_broadcast(nodes, model, face, single, n_faces, n_prompts, expected):
+    t = single["t"].repeat(n_prompts, 1)
     latent = run(nodes, "CLIPInverterInvert", model, face[1].repeat(n_faces, 1, 1, 1), t, 1.0, True, True, True)
     assert latent.w.shape == (expected, 14, 512)
-    assert len(run(nodes, "CLIPInverterRemap", model, latent, t[:1], 1.0)) == expected
+    for k in range(expected):  # every pair is the single edit (one face, one prompt, repeated)
+        torch.testing.assert_close(latent.w[k:k + 1], single["edited"].w, atol=1e-5, rtol=0)
 
 
-def test_mismatched_batches_are_a_clear_error(nodes, model, face):
-    t = run(nodes, "CLIPInverterEncodeText", model, "a\nb")
+@pytest.mark.parametrize("n_latents,n_prompts", [(2, 1), (1, 2), (2, 2)])
+def test_remap_pairs_latents_and_embeddings(nodes, model, single, n_latents, n_prompts):
+    out = run(nodes, "CLIPInverterRemap", model, single["edited"].index([0] * n_latents),
+              single["t"].repeat(n_prompts, 1), 1.0)
+    torch.testing.assert_close(out.conv, single["remapped"].conv.repeat(2, 1, 1))
+
+
+def test_mismatched_batches_are_a_clear_error(nodes, model, face, single):
+    t = single["t"].repeat(2, 1)
     with pytest.raises(Exception, match="3 images and 2 embeddings do not pair up"):
         run(nodes, "CLIPInverterInvert", model, face[1].repeat(3, 1, 1, 1), t, 1.0, True, True, True)
+    with pytest.raises(Exception, match="3 latents and 2 embeddings do not pair up"):
+        run(nodes, "CLIPInverterRemap", model, single["plain"].index([0, 0, 0]), t, 1.0)
 
 
-def test_n_prompts_over_one_face_are_each_the_single_edit(nodes, model, face):
-    both = edit(nodes, model, face[1], "red hair\nblue eyes")
-    alone = edit(nodes, model, face[1], "blue eyes")
-    torch.testing.assert_close(both[1:], alone, atol=1e-5, rtol=0)
-
-
-def test_no_level_and_zero_strength_leave_the_inversion(nodes, model, face):
-    t = run(nodes, "CLIPInverterEncodeText", model, PROMPT)
-    w = run(nodes, "CLIPInverterInvertOnly", model, face[1]).w
+def test_no_level_leaves_the_inversion(nodes, model, face, single):
+    t, w = single["t"], single["plain"].w
     torch.testing.assert_close(run(nodes, "CLIPInverterInvert", model, face[1], t, 1.0, False, False, False).w, w)
-    torch.testing.assert_close(run(nodes, "CLIPInverterInvert", model, face[1], t, 0.0, True, True, True).w, w)
-    assert run(nodes, "CLIPInverterRemap", model, run(nodes, "CLIPInverterInvertOnly", model, face[1]), t, 0.0).conv is None
+    assert run(nodes, "CLIPInverterRemap", model, single["plain"], t, 0.0).conv is None
 
 
 def test_encode_image_matches_the_text_norm(nodes, model, face):
@@ -216,22 +217,18 @@ def test_encode_image_matches_the_text_norm(nodes, model, face):
 
 
 # --- latents -----------------------------------------------------------------------------------------------------
-def test_blend_ends_are_its_inputs(nodes, model, face):
-    t = run(nodes, "CLIPInverterEncodeText", model, PROMPT)
-    a = run(nodes, "CLIPInverterInvertOnly", model, face[1])
-    b = run(nodes, "CLIPInverterRemap", model, run(nodes, "CLIPInverterInvert", model, face[1], t, 1.0, True, True,
-                                                   True), t, 1.0)
-    torch.testing.assert_close(run(nodes, "CLIPInverterBlendLatents", a, b, 0.0).w, a.w)
-    end = run(nodes, "CLIPInverterBlendLatents", a, b, 1.0)
+def test_blend_ends_are_its_inputs(nodes, single):
+    a, b = single["plain"], single["remapped"]
+    start, end = (run(nodes, "CLIPInverterBlendLatents", a, b, r) for r in (0.0, 1.0))
+    torch.testing.assert_close(start.w, a.w)
+    torch.testing.assert_close(start.conv, a.w[:, :-1])  # un-remapped conv codes are the first W+ rows
     torch.testing.assert_close(end.w, b.w)
     torch.testing.assert_close(end.conv, b.conv)
-    torch.testing.assert_close(run(nodes, "CLIPInverterBlendLatents", a, b, 0.0).conv, a.w[:, :-1])
 
 
-def test_saved_latents_load_back(nodes, model, face, comfy):
+def test_saved_latents_load_back(nodes, single, comfy):
     _, fp, _ = comfy
-    t = run(nodes, "CLIPInverterEncodeText", model, PROMPT)
-    lat = run(nodes, "CLIPInverterRemap", model, run(nodes, "CLIPInverterInvertOnly", model, face[1]), t, 1.0)
+    lat = single["remapped"]
     out = nodes["CLIPInverterSaveLatent"].execute(lat, "clipinverter/test")
     saved = out.ui["latents"][0]
     src = os.path.join(fp.get_output_directory(), saved["subfolder"], saved["filename"])
