@@ -89,3 +89,13 @@ def test_the_text_edit_example_gives_the_pixels_of_the_cli(server, object_info, 
                          cwd=ROOT, capture_output=True, text=True)
     assert cli.returncode == 0, cli.stderr
     np.testing.assert_array_equal(ours, np.asarray(Image.open(tmp_path / "cli.png")))
+
+
+def test_a_missing_bundle_is_a_clear_error(server, object_info):
+    prompt = to_api(load_example("clipinverter_text_edit"), object_info)
+    loader = next(n for n in prompt.values() if n["class_type"] == "CLIPInverterLoader")
+    loader["inputs"]["bundle"] = "not_there.safetensors"
+    status, reply = server.post("/prompt", {"prompt": prompt, "client_id": "tests"})
+    assert status == 400
+    details = " ".join(e["details"] for v in reply["node_errors"].values() for e in v["errors"])
+    assert "not_there.safetensors" in details and "clipinverter" in details and "drive.google.com" in details
