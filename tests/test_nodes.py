@@ -236,3 +236,23 @@ def test_saved_latents_load_back(nodes, single, comfy):
     back = run(nodes, "CLIPInverterLoadLatent", saved["filename"])
     torch.testing.assert_close(back.w, lat.w)
     torch.testing.assert_close(back.conv, lat.conv)
+
+
+def test_out_of_memory_frees_other_models_and_retries_the_item_once(comfy, model):
+    pack = comfy[0]
+    calls = []
+
+    def work(inv, i):
+        calls.append(i)
+        if len(calls) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return i
+
+    assert pack.nodes.memory.run_items(model, 2, work) == [0, 1]
+    assert calls == [0, 0, 1] and len(RECORD.freed) == 1
+
+    def always(inv, i):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    with pytest.raises(torch.OutOfMemoryError):
+        pack.nodes.memory.run_items(model, 1, always)
