@@ -51,9 +51,8 @@ class LoadInverter(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, bundle) -> bool | str:
-        if folder_paths_has(bundle):
-            return True
-        return paths.missing_bundle_message(bundle)
+        """Replaces ComfyUI's 'value not in list' with what is missing, where it was looked for, and the sources."""
+        return True if paths.has_bundle(bundle) else paths.missing_bundle_message(bundle)
 
     @classmethod
     def execute(cls, bundle, device, precision) -> io.NodeOutput:
@@ -64,10 +63,3 @@ class LoadInverter(io.ComfyNode):
             log.warning("clipinverter: %s holds stand-in RANDOM weights: edits will not look like faces", bundle)
         return io.NodeOutput(LoadedInverter(inverter, load_device, offload_device, os.path.basename(path)))
 
-
-def folder_paths_has(name: str) -> bool:
-    try:
-        paths.bundle_path(name)
-        return True
-    except FileNotFoundError:
-        return False

@@ -15,6 +15,7 @@ import comfy.utils
 import torch
 from torch import nn
 
+from ..clipinverter_core.errors import CheckpointError
 from ..clipinverter_core.pipeline import CLIPInverter
 
 log = logging.getLogger("clipinverter")
@@ -31,7 +32,10 @@ class InverterModules(nn.Module):
     def __init__(self, inverter: CLIPInverter):
         super().__init__()
         self.encoder, self.adapter, self.generator = inverter.encoder, inverter.adapter, inverter.generator
-        self.clip = inverter.clip if inverter._clip_sd is not None else None
+        try:
+            self.clip = inverter.clip  # built now, so that ComfyUI counts it and moves it with the rest
+        except CheckpointError:  # a bundle without CLIP (only nodes that need no embedding work with it)
+            self.clip = None
         self.register_buffer("latent_avg", inverter.latent_avg, persistent=False)
 
 
@@ -55,12 +59,11 @@ class LoadedInverter:
 
     def on_device(self) -> CLIPInverter:
         """Loads (or keeps) the networks on the load device and returns the core model pointed at it."""
+        # force_full_load: our modules have no ComfyUI weight casting, so they must sit wholly on one device
         mm.load_models_gpu([self.patcher], memory_required=self.item_memory(), force_full_load=True)
         inv = self.inverter
         inv.device = self.patcher.load_device
-        inv.latent_avg = self.modules.latent_avg
-        if self.modules.clip is not None:
-            inv._clip = self.modules.clip
+        inv.latent_avg = self.modules.latent_avg  # modules move in place; a moved buffer is a new tensor
         return inv
 
 

@@ -30,7 +30,11 @@ def missing_bundle_message(name: str) -> str:
 
 
 def bundle_path(name: str) -> str:
-    path = folder_paths.get_full_path(FOLDER, name) if name else None
-    if path is None or not os.path.isfile(path):
+    if not has_bundle(name):
         raise FileNotFoundError(missing_bundle_message(name))
-    return path
+    return folder_paths.get_full_path(FOLDER, name)
+
+
+def has_bundle(name: str) -> bool:
+    path = folder_paths.get_full_path(FOLDER, name) if name else None
+    return path is not None and os.path.isfile(path)
