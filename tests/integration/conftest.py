@@ -3,7 +3,7 @@
 Set COMFYUI_PATH to a ComfyUI source tree (e.g. pollockjj/ComfyUI, 0.8.0) and, when ComfyUI's Python is not
 the one running pytest, COMFYUI_PYTHON to it. Without COMFYUI_PATH every test here skips, saying so.
 The server runs on 127.0.0.1 with a temporary base directory: this checkout linked into custom_nodes/, a
-stand-in bundle in a folder that only extra_model_paths.yaml names, and the sample face in input/.
+stand-in bundle in models/clipinverter (and under another name in a folder only extra_model_paths.yaml names), and the sample face in input/.
 """
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
 SKIP_REASON = ("COMFYUI_PATH is not set: these tests start a real ComfyUI server from that source tree "
                "(see README.md, 'Integration tests')")
 PACK_FOLDER = "comfyui-clipinverter"
-BUNDLE = "clipinverter_faces.safetensors"
+BUNDLE = "clipinverter_faces.safetensors"  # in models/clipinverter, as users put it
+EXTRA_BUNDLE = "found_through_extra_model_paths.safetensors"  # in a folder only extra_model_paths.yaml names
 START_TIMEOUT_S = 240
 
 
@@ -93,11 +94,12 @@ def server(tmp_path_factory, standin256):
     if not COMFYUI_PATH:
         pytest.skip(SKIP_REASON)
     base = tmp_path_factory.mktemp("comfyui_base")
-    for d in ("custom_nodes", "input", "output", "models", "extra_models/clipinverter"):
+    for d in ("custom_nodes", "input", "output", "models/clipinverter", "extra_models/clipinverter"):
         (base / d).mkdir(parents=True, exist_ok=True)
     os.symlink(ROOT, base / "custom_nodes" / PACK_FOLDER)
-    bundle = os.environ.get("CLIPINVERTER_TEST_BUNDLE", standin256)
-    os.symlink(os.path.abspath(bundle), base / "extra_models" / "clipinverter" / BUNDLE)
+    bundle = os.path.abspath(os.environ.get("CLIPINVERTER_TEST_BUNDLE", standin256))
+    os.symlink(bundle, base / "models" / "clipinverter" / BUNDLE)
+    os.symlink(bundle, base / "extra_models" / "clipinverter" / EXTRA_BUNDLE)
     yaml = base / "extra_model_paths.yaml"
     yaml.write_text(f"clipinverter_tests:\n  base_path: {base / 'extra_models'}\n  clipinverter: clipinverter\n")
     write_sample_images(str(base / "input"))

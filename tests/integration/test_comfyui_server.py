@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import BUNDLE, PACK_FOLDER, ROOT, load_example
+from conftest import BUNDLE, EXTRA_BUNDLE, PACK_FOLDER, ROOT, load_example
 from example_specs import CHECKPOINT, EXAMPLES, NEEDS_CHECKPOINT
 from workflow_api import to_api
 
@@ -38,9 +38,9 @@ def test_object_info_shows_the_node_with_tooltips(object_info, node_id):
     assert all(not t.startswith("LATENT") for t in info["output"])
 
 
-def test_the_bundle_is_found_through_extra_model_paths(object_info):
+def test_bundles_are_found_in_the_models_folder_and_through_extra_model_paths(object_info):
     options = object_info["CLIPInverterLoader"]["input"]["required"]["bundle"][1]["options"]
-    assert BUNDLE in options
+    assert BUNDLE in options and EXTRA_BUNDLE in options
 
 
 @pytest.mark.parametrize("node_id", NODE_IDS)
@@ -82,7 +82,7 @@ def test_the_text_edit_example_gives_the_pixels_of_the_cli(server, object_info, 
     done = server.wait_for(reply["prompt_id"])
     img = next(i for out in done["outputs"].values() for i in out.get("images", []))
     ours = np.asarray(Image.open(os.path.join(server.base, "output", img["subfolder"], img["filename"])))
-    bundle = os.path.join(server.base, "extra_models", "clipinverter", BUNDLE)
+    bundle = os.path.join(server.base, "models", "clipinverter", BUNDLE)
     cli = subprocess.run([sys.executable, "-m", "clipinverter_core", "edit", "--model", bundle, "--image",
                           os.path.join(server.base, "input", "face.png"), "--text", text, "-o",
                           str(tmp_path / "cli.png"), "--no-align", "--device", "cpu"],
