@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import BUNDLE, EXTRA_BUNDLE, PACK_FOLDER, ROOT, load_example
-from example_specs import CHECKPOINT, EXAMPLES, NEEDS_CHECKPOINT
-from workflow_api import to_api
+from .comfy_server import BUNDLE, EXTRA_BUNDLE, PACK_FOLDER, ROOT, load_example
+from .example_specs import CHECKPOINT, EXAMPLES, NEEDS_CHECKPOINT
+from .workflow_api import to_api
 
 NODE_IDS = ["CLIPInverterLoader", "CLIPInverterEncodeText", "CLIPInverterEncodeImage", "CLIPInverterInvert",
             "CLIPInverterInvertOnly", "CLIPInverterRemap", "CLIPInverterDecode", "CLIPInverterBlendLatents",

@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-from conftest import load_example
-from example_specs import EXAMPLES, NEEDS_CHECKPOINT
+from .comfy_server import load_example
+from .example_specs import EXAMPLES, NEEDS_CHECKPOINT
 
 
 @pytest.fixture(scope="module")
 def page(server):
     pytest.importorskip("playwright", reason="the browser test needs playwright (python)")
-    from frontend import frontend
+    from .frontend import frontend
 
     with frontend(server.url) as p:
         yield p
@@ -33,7 +33,7 @@ def _new_entry(server, before: set, timeout_s: float = 300):
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_example_loads_with_no_missing_node_and_runs_when_queued(page, server, name):
-    from frontend import load, queue
+    from .frontend import load, queue
 
     before = set(server.get("/history"))
     assert load(page, load_example(name)) == []
