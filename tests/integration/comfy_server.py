@@ -37,7 +37,8 @@ class Server:
                                      headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
-                return r.status, json.loads(r.read())
+                body = r.read()
+                return r.status, (json.loads(body) if body else {})
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read())
 

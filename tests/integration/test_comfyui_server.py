@@ -99,3 +99,23 @@ def test_a_missing_bundle_is_a_clear_error(server, object_info):
     assert status == 400
     details = " ".join(e["details"] for v in reply["node_errors"].values() for e in v["errors"])
     assert "not_there.safetensors" in details and "clipinverter" in details and "drive.google.com" in details
+
+
+def test_the_cancel_button_stops_a_batch(server, object_info):
+    import time
+
+    prompt = to_api(load_example("clipinverter_several_prompts"), object_info)
+    text = next(n for n in prompt.values() if n["class_type"] == "CLIPInverterEncodeText")
+    text["inputs"]["text"] = "\n".join(f"this person has hair of colour number {k}" for k in range(40))
+    status, reply = server.post("/prompt", {"prompt": prompt, "client_id": "tests"})
+    assert status == 200, reply
+    deadline = time.time() + 120
+    while not server.get("/queue")["queue_running"]:
+        assert time.time() < deadline, "the prompt never started"
+        time.sleep(0.2)
+    time.sleep(2)
+    server.post("/interrupt", {})
+    done = server.wait_for(reply["prompt_id"], timeout_s=120)
+    interrupted = [m[1] for m in done["status"]["messages"] if m[0] == "execution_interrupted"]
+    assert interrupted, done["status"]["messages"]
+    assert interrupted[0]["node_type"].startswith("CLIPInverter"), interrupted  # stopped inside our batch loop
