@@ -24,6 +24,7 @@ log = logging.getLogger("clipinverter")
 # size (64 channels at size x size) with room for a few of them alive at once (the factor 8).
 ACTIVATION_CHANNELS = 64
 LIVE_MAPS = 8
+EVERYTHING = 1e30  # bytes asked of free_memory to unload every other model before the out-of-memory retry
 
 
 class InverterModules(nn.Module):
@@ -81,7 +82,7 @@ def run_items(model: LoadedInverter, n: int, work):
             if not isinstance(e, torch.OutOfMemoryError):
                 raise
             log.warning("clipinverter: out of memory on item %d; freeing other models and retrying once", i)
-            mm.free_memory(1e30, model.device, keep_loaded=[])
+            mm.free_memory(EVERYTHING, model.device, keep_loaded=[])
             mm.soft_empty_cache(True)
             out.append(work(model.on_device(), i))
         pbar.update(1)
