@@ -85,3 +85,16 @@ def kit_factory(tmp_path_factory):
 @pytest.fixture(scope="session")
 def kit256(kit_factory):
     return kit_factory(256)
+
+
+@pytest.fixture(scope="session")
+def standin256(tmp_path_factory):
+    """A bundle of stand-in random weights at StyleGAN size 256 (kept in CLIPINVERTER_KIT_CACHE when set)."""
+    from clipinverter_core.standin import make_standin_bundle
+
+    cache = os.environ.get("CLIPINVERTER_KIT_CACHE")
+    path = os.path.join(cache, "standin256.safetensors") if cache else \
+        str(tmp_path_factory.mktemp("standin") / "standin256.safetensors")
+    if not os.path.isfile(path):
+        make_standin_bundle(path, 256, 0)
+    return path

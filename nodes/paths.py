@@ -1,0 +1,40 @@
+"""The `clipinverter` model folder: ComfyUI/models/clipinverter, merged with extra_model_paths.yaml entries."""
+from __future__ import annotations
+
+import os
+
+import folder_paths
+
+from ..clipinverter_core.__main__ import OFFICIAL_FILES
+
+FOLDER = "clipinverter"
+EXTENSIONS = {".safetensors"}
+
+
+def register_model_folder() -> None:
+    """Adds models/clipinverter as the default path, keeping paths extra_model_paths.yaml already gave."""
+    folder_paths.add_model_folder_path(FOLDER, os.path.join(folder_paths.models_dir, FOLDER), is_default=True)
+    paths, extensions = folder_paths.folder_names_and_paths[FOLDER]
+    folder_paths.folder_names_and_paths[FOLDER] = (paths, set(extensions) | EXTENSIONS)
+
+
+def bundle_names() -> list[str]:
+    return folder_paths.get_filename_list(FOLDER)
+
+
+def missing_bundle_message(name: str) -> str:
+    """Names the file, the folders searched, and where the weights come from."""
+    folders = ", ".join(folder_paths.get_folder_paths(FOLDER)) or f"ComfyUI/models/{FOLDER}"
+    return (f"CLIPInverter bundle '{name}' is not in the '{FOLDER}' model folder ({folders}). "
+            f"Put a converted bundle there (models/README.md of this pack lists the sources). " + OFFICIAL_FILES)
+
+
+def bundle_path(name: str) -> str:
+    if not has_bundle(name):
+        raise FileNotFoundError(missing_bundle_message(name))
+    return folder_paths.get_full_path(FOLDER, name)
+
+
+def has_bundle(name: str) -> bool:
+    path = folder_paths.get_full_path(FOLDER, name) if name else None
+    return path is not None and os.path.isfile(path)

@@ -1,0 +1,204 @@
+"""Stand-ins for the ComfyUI modules the nodes import (comfy_api.latest, comfy.*, folder_paths), so that the node
+tests run without ComfyUI. They record what the nodes ask of ComfyUI: model loads, progress, cancel checks.
+
+`load_pack()` imports this checkout the way ComfyUI does: as a package under an arbitrary name, so the nodes'
+relative imports of the core are exercised.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import types
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACK_NAME = "custom_nodes_clipinverter_under_test"
+
+
+# --- comfy_api.latest --------------------------------------------------------------------------------------------
+class _Port:
+    io_type = None
+
+    def __init__(self, id=None, display_name=None, tooltip=None, **options):
+        self.id, self.display_name, self.tooltip, self.options = id, display_name, tooltip, options
+
+
+def _comfytype(io_type):
+    return type(io_type, (), {"io_type": io_type,
+                              "Input": type("Input", (_Port,), {"io_type": io_type}),
+                              "Output": type("Output", (_Port,), {"io_type": io_type})})
+
+
+class _Schema:
+    def __init__(self, node_id, display_name=None, category="sd", inputs=(), outputs=(), hidden=(), description="",
+                 is_output_node=False, **flags):
+        self.node_id, self.display_name, self.category = node_id, display_name, category
+        self.inputs, self.outputs, self.description = list(inputs), list(outputs), description
+        self.is_output_node, self.flags = is_output_node, flags
+
+
+class _NodeOutput:
+    def __init__(self, *args, ui=None, **kw):
+        self.args, self.ui = args, ui
+
+    @property
+    def result(self):
+        return self.args or None
+
+    def __getitem__(self, i):
+        return self.args[i]
+
+
+class _ComfyNode:
+    @classmethod
+    def define_schema(cls):
+        raise NotImplementedError
+
+
+class _ComfyExtension:
+    async def on_load(self):
+        pass
+
+
+def _make_io():
+    io = types.ModuleType("comfy_api.latest.io")
+    io.Custom = _comfytype
+    for name, io_type in [("Image", "IMAGE"), ("Float", "FLOAT"), ("Int", "INT"), ("Boolean", "BOOLEAN"),
+                          ("String", "STRING"), ("Combo", "COMBO"), ("Latent", "LATENT")]:
+        setattr(io, name, _comfytype(io_type))
+    io.Schema, io.NodeOutput, io.ComfyNode = _Schema, _NodeOutput, _ComfyNode
+    return io
+
+
+# --- comfy.model_management, comfy.model_patcher, comfy.utils -----------------------------------------------------
+class InterruptProcessingException(Exception):
+    pass
+
+
+class Recorder:
+    """What the nodes asked of ComfyUI; reset() between tests."""
+
+    def reset(self):
+        self.loads, self.progress, self.interrupt_after_checks, self.checks, self.freed = [], [], None, 0, []
+
+
+RECORD = Recorder()
+RECORD.reset()
+
+
+def _make_mm():
+    mm = types.ModuleType("comfy.model_management")
+    mm.OOM_EXCEPTION = torch.cuda.OutOfMemoryError
+    mm.InterruptProcessingException = InterruptProcessingException
+    mm.get_torch_device = lambda: torch.device("cpu")
+    mm.unet_offload_device = lambda: torch.device("cpu")
+    mm.intermediate_device = lambda: torch.device("cpu")
+
+    def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimum_memory_required=None,
+                        force_full_load=False):
+        for m in models:
+            m.model.to(m.load_device)
+        RECORD.loads.append((list(models), memory_required, force_full_load))
+
+    def throw_exception_if_processing_interrupted():
+        RECORD.checks += 1
+        if RECORD.interrupt_after_checks is not None and RECORD.checks > RECORD.interrupt_after_checks:
+            raise InterruptProcessingException()
+
+    mm.load_models_gpu = load_models_gpu
+    mm.throw_exception_if_processing_interrupted = throw_exception_if_processing_interrupted
+    mm.free_memory = lambda memory, device, keep_loaded=(): RECORD.freed.append(memory)
+    mm.soft_empty_cache = lambda force=False: None
+    return mm
+
+
+class ModelPatcher:
+    def __init__(self, model, load_device, offload_device, size=0, weight_inplace_update=False):
+        self.model, self.load_device, self.offload_device = model, load_device, offload_device
+
+
+class ProgressBar:
+    def __init__(self, total, node_id=None):
+        self.total, self.current = total, 0
+        RECORD.progress.append(self)
+
+    def update(self, value):
+        self.current += value
+
+
+# --- folder_paths --------------------------------------------------------------------------------------------------
+def _make_folder_paths(base: str):
+    fp = types.ModuleType("folder_paths")
+    fp.base_path = base
+    fp.models_dir = os.path.join(base, "models")
+    fp.folder_names_and_paths = {}
+
+    def add_model_folder_path(name, path, is_default=False):
+        if name in fp.folder_names_and_paths:
+            paths = fp.folder_names_and_paths[name][0]
+            if path not in paths:
+                paths.insert(0, path) if is_default else paths.append(path)
+        else:
+            fp.folder_names_and_paths[name] = ([path], set())
+
+    def get_folder_paths(name):
+        return list(fp.folder_names_and_paths[name][0])
+
+    def get_filename_list(name):
+        paths, exts = fp.folder_names_and_paths[name]
+        return sorted(f for p in paths if os.path.isdir(p) for f in os.listdir(p)
+                      if not exts or os.path.splitext(f)[1] in exts)
+
+    def get_full_path(name, filename):
+        for p in fp.folder_names_and_paths.get(name, ([], set()))[0]:
+            if os.path.isfile(os.path.join(p, filename)):
+                return os.path.join(p, filename)
+        return None
+
+    def get_save_image_path(prefix, output_dir, w=0, h=0):
+        sub, name = os.path.split(prefix)
+        folder = os.path.join(output_dir, sub)
+        os.makedirs(folder, exist_ok=True)
+        counter = 1 + len([f for f in os.listdir(folder) if f.startswith(name + "_")])
+        return folder, name, counter, sub, prefix
+
+    fp.add_model_folder_path, fp.get_folder_paths = add_model_folder_path, get_folder_paths
+    fp.get_filename_list, fp.get_full_path, fp.get_save_image_path = get_filename_list, get_full_path, get_save_image_path
+    fp.get_input_directory = lambda: os.path.join(base, "input")
+    fp.get_output_directory = lambda: os.path.join(base, "output")
+    return fp
+
+
+def install(base: str) -> types.ModuleType:
+    """Puts the stand-ins in sys.modules (ComfyUI's folders under `base`); returns the folder_paths stand-in."""
+    io = _make_io()
+    latest = types.ModuleType("comfy_api.latest")
+    latest.io, latest.ComfyExtension = io, _ComfyExtension
+    comfy_api = types.ModuleType("comfy_api")
+    comfy_api.latest = latest
+    comfy = types.ModuleType("comfy")
+    comfy.model_management = _make_mm()
+    comfy.model_patcher = types.ModuleType("comfy.model_patcher")
+    comfy.model_patcher.ModelPatcher = ModelPatcher
+    comfy.utils = types.ModuleType("comfy.utils")
+    comfy.utils.ProgressBar = ProgressBar
+    fp = _make_folder_paths(base)
+    for d in ("models", "input", "output"):
+        os.makedirs(os.path.join(base, d), exist_ok=True)
+    sys.modules.update({"comfy_api": comfy_api, "comfy_api.latest": latest, "comfy": comfy,
+                        "comfy.model_management": comfy.model_management, "comfy.model_patcher": comfy.model_patcher,
+                        "comfy.utils": comfy.utils, "folder_paths": fp})
+    return fp
+
+
+def load_pack(name: str = PACK_NAME):
+    """Imports this checkout as a package named `name` (as ComfyUI imports custom_nodes/<folder>)."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "__init__.py"),
+                                                  submodule_search_locations=[ROOT])
+    pack = importlib.util.module_from_spec(spec)
+    sys.modules[name] = pack
+    spec.loader.exec_module(pack)
+    importlib.import_module(f"{name}.nodes")
+    return pack

@@ -1,0 +1,1 @@
+"""Integration tests: a real ComfyUI server and its frontend (COMFYUI_PATH)."""

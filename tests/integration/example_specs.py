@@ -1,0 +1,109 @@
+"""The example workflows, as graphs to build in the real frontend (scripts/make_example_workflows.py builds them
+there and saves what the frontend serialises, plus a .jpg of the canvas)."""
+from __future__ import annotations
+
+BUNDLE = "clipinverter_faces.safetensors"
+CHECKPOINT = "v1-5-pruned-emaonly-fp16.safetensors"
+BUNDLE_MODEL = {"name": BUNDLE, "directory": "clipinverter",
+                "url": "https://github.com/clipinverter/comfyui-clipinverter/blob/main/models/README.md"}
+CHECKPOINT_MODEL = {"name": CHECKPOINT, "directory": "checkpoints",
+                    "url": "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/"
+                           "v1-5-pruned-emaonly-fp16.safetensors"}
+FACE, REFERENCE = "face.png", "reference.png"  # what Load Image nodes name; users pick their own
+
+
+def _loader(x=40, y=40):
+    return {"key": "loader", "type": "CLIPInverterLoader", "pos": [x, y],
+            "widgets": {"bundle": BUNDLE, "device": "default", "precision": "fp32"},
+            "properties": {"models": [BUNDLE_MODEL]}}
+
+
+def _image(key, name, x, y):
+    return {"key": key, "type": "LoadImage", "pos": [x, y], "widgets": {"image": name}}
+
+
+def _edit_chain(embedding_key, x=780, y=40, prefix="clipinverter/edit"):
+    nodes = [
+        {"key": "invert", "type": "CLIPInverterInvert", "pos": [x, y],
+         "widgets": {"strength": 1.0, "coarse": True, "medium": True, "fine": True}},
+        {"key": "remap", "type": "CLIPInverterRemap", "pos": [x + 340, y], "widgets": {"strength": 1.0}},
+        {"key": "decode", "type": "CLIPInverterDecode", "pos": [x + 680, y]},
+    ]
+    links = [["loader", "model", embedding_key, "model"], ["loader", "model", "invert", "model"], ["face", "IMAGE", "invert", "image"],
+             [embedding_key, "embedding", "invert", "embedding"], ["loader", "model", "remap", "model"],
+             ["invert", "latent", "remap", "latent"], [embedding_key, "embedding", "remap", "embedding"],
+             ["loader", "model", "decode", "model"], ["remap", "latent", "decode", "latent"]]
+    if prefix:
+        nodes.append({"key": "save", "type": "SaveImage", "pos": [x + 1000, y], "size": [420, 470],
+                      "widgets": {"filename_prefix": prefix}})
+        links.append(["decode", "image", "save", "images"])
+    return nodes, links
+
+
+def text_edit():
+    chain, links = _edit_chain("text", prefix="clipinverter/text_edit")
+    return {"nodes": [_loader(), _image("face", FACE, 40, 240),
+                      {"key": "text", "type": "CLIPInverterEncodeText", "pos": [400, 40], "size": [340, 160],
+                       "widgets": {"text": "this person has blonde hair and a beard"}}] + chain, "links": links}
+
+
+def reference_edit():
+    chain, links = _edit_chain("ref_embedding", prefix="clipinverter/reference_edit")
+    return {"nodes": [_loader(), _image("face", FACE, 40, 240), _image("reference", REFERENCE, 400, 240),
+                      {"key": "ref_embedding", "type": "CLIPInverterEncodeImage", "pos": [400, 40],
+                       "widgets": {"norm_matching": "match text"}}] + chain,
+            "links": links + [["reference", "IMAGE", "ref_embedding", "image"]]}
+
+
+def several_prompts():
+    chain, links = _edit_chain("text", prefix=None)
+    return {"nodes": [_loader(), _image("face", FACE, 40, 240),
+                      {"key": "text", "type": "CLIPInverterEncodeText", "pos": [400, 40], "size": [340, 160],
+                       "widgets": {"text": "this person has blonde hair\nthis person has a beard\n"
+                                           "this person is smiling"}},
+                      {"key": "recon", "type": "CLIPInverterInvertOnly", "pos": [780, 330]},
+                      {"key": "recon_decode", "type": "CLIPInverterDecode", "pos": [1120, 330]},
+                      {"key": "batch", "type": "ImageBatch", "pos": [1460, 200]},
+                      {"key": "save", "type": "SaveImage", "pos": [1780, 40], "size": [700, 420],
+                       "widgets": {"filename_prefix": "clipinverter/several_prompts"}}] + chain,
+            "links": links + [["loader", "model", "recon", "model"], ["face", "IMAGE", "recon", "image"],
+                              ["loader", "model", "recon_decode", "model"], ["recon", "latent", "recon_decode", "latent"],
+                              ["recon_decode", "image", "batch", "image1"], ["decode", "image", "batch", "image2"],
+                              ["batch", "IMAGE", "save", "images"]]}
+
+
+def diffusion_upscale():
+    chain, links = _edit_chain("text", prefix=None)
+    return {"nodes": [_loader(), _image("face", FACE, 40, 240),
+                      {"key": "text", "type": "CLIPInverterEncodeText", "pos": [400, 40], "size": [340, 160],
+                       "widgets": {"text": "this person has blonde hair"}}] + chain + [
+        {"key": "ckpt", "type": "CheckpointLoaderSimple", "pos": [780, 330], "widgets": {"ckpt_name": CHECKPOINT},
+         "properties": {"models": [CHECKPOINT_MODEL]}},
+        {"key": "pos", "type": "CLIPTextEncode", "pos": [1120, 330], "size": [340, 120],
+         "widgets": {"text": "a photo of a person, detailed skin, sharp focus"}},
+        {"key": "neg", "type": "CLIPTextEncode", "pos": [1120, 490], "size": [340, 120],
+         "widgets": {"text": "blurry, lowres, deformed"}},
+        {"key": "upscale", "type": "ImageScaleBy", "pos": [1780, 40],
+         "widgets": {"upscale_method": "lanczos", "scale_by": 1.5}},
+        {"key": "vae_encode", "type": "VAEEncode", "pos": [2100, 40]},
+        {"key": "sampler", "type": "KSampler", "pos": [2100, 200],
+         "widgets": {"seed": 0, "control_after_generate": "fixed", "steps": 20, "cfg": 5.0, "sampler_name": "euler",
+                     "scheduler": "normal", "denoise": 0.3}},
+        {"key": "vae_decode", "type": "VAEDecode", "pos": [2440, 40]},
+        {"key": "save", "type": "SaveImage", "pos": [2700, 40], "size": [420, 470],
+         "widgets": {"filename_prefix": "clipinverter/upscaled"}}],
+        "links": links + [["decode", "image", "upscale", "image"], ["upscale", "IMAGE", "vae_encode", "pixels"],
+                          ["ckpt", "VAE", "vae_encode", "vae"], ["ckpt", "MODEL", "sampler", "model"],
+                          ["ckpt", "CLIP", "pos", "clip"], ["ckpt", "CLIP", "neg", "clip"],
+                          ["pos", "CONDITIONING", "sampler", "positive"], ["neg", "CONDITIONING", "sampler", "negative"],
+                          ["vae_encode", "LATENT", "sampler", "latent_image"], ["sampler", "LATENT", "vae_decode", "samples"],
+                          ["ckpt", "VAE", "vae_decode", "vae"], ["vae_decode", "IMAGE", "save", "images"]]}
+
+
+EXAMPLES = {
+    "clipinverter_text_edit": text_edit,
+    "clipinverter_reference_image_edit": reference_edit,
+    "clipinverter_several_prompts": several_prompts,
+    "clipinverter_edit_then_diffusion_upscale": diffusion_upscale,
+}
+NEEDS_CHECKPOINT = {"clipinverter_edit_then_diffusion_upscale"}

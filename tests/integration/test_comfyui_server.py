@@ -1,0 +1,121 @@
+"""The pack in a real ComfyUI server (COMFYUI_PATH): it imports, /object_info shows every node with its tooltips,
+the help pages are served, and every example workflow, posted in API format, runs to its images (the upscaler
+example fails only for want of its diffusion checkpoint)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .comfy_server import BUNDLE, EXTRA_BUNDLE, PACK_FOLDER, ROOT, load_example
+from .example_specs import CHECKPOINT, EXAMPLES, NEEDS_CHECKPOINT
+from .workflow_api import to_api
+
+NODE_IDS = ["CLIPInverterLoader", "CLIPInverterEncodeText", "CLIPInverterEncodeImage", "CLIPInverterInvert",
+            "CLIPInverterInvertOnly", "CLIPInverterRemap", "CLIPInverterDecode", "CLIPInverterBlendLatents",
+            "CLIPInverterSaveLatent", "CLIPInverterLoadLatent"]
+
+
+def test_the_pack_imports_without_error(server):
+    ours = [line for line in server.log().splitlines() if PACK_FOLDER in line]
+    assert any("seconds:" in line for line in ours), ours  # listed among the imported custom nodes
+    assert not [line for line in ours if "IMPORT FAILED" in line or "Cannot import" in line], ours
+    assert "Traceback" not in server.log().split("Import times for custom nodes")[-1]
+
+
+@pytest.mark.parametrize("node_id", NODE_IDS)
+def test_object_info_shows_the_node_with_tooltips(object_info, node_id):
+    info = object_info[node_id]
+    assert info["description"] and info["display_name"] and info["category"] == "CLIPInverter"
+    for group in ("required", "optional"):
+        for name, spec in info["input"].get(group, {}).items():
+            assert len(spec) > 1 and spec[1].get("tooltip"), (node_id, name)
+    assert len(info["output_tooltips"]) == len(info["output"]) and all(info["output_tooltips"])
+    assert all(not t.startswith("LATENT") for t in info["output"])
+
+
+def test_bundles_are_found_in_the_models_folder_and_through_extra_model_paths(object_info):
+    options = object_info["CLIPInverterLoader"]["input"]["required"]["bundle"][1]["options"]
+    assert BUNDLE in options and EXTRA_BUNDLE in options
+
+
+@pytest.mark.parametrize("node_id", NODE_IDS)
+def test_help_pages_are_served(server, node_id):
+    assert server.get(f"/extensions/{PACK_FOLDER}/docs/{node_id}.md").startswith("# ")
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_example_workflow_runs(server, object_info, name):
+    workflow = load_example(name)
+    assert not [n["type"] for n in workflow["nodes"] if n["type"] not in object_info], "missing node types"
+    status, reply = server.post("/prompt", {"prompt": to_api(workflow, object_info), "client_id": "tests"})
+    if name in NEEDS_CHECKPOINT:
+        assert status == 400, reply
+        errors = reply["node_errors"]
+        assert {v["class_type"] for v in errors.values()} == {"CheckpointLoaderSimple"}, errors
+        details = " ".join(e["details"] for v in errors.values() for e in v["errors"])
+        assert "ckpt_name" in details and CHECKPOINT in details
+        return
+    assert status == 200 and not reply["node_errors"], reply
+    done = server.wait_for(reply["prompt_id"])
+    assert done["status"]["status_str"] == "success", done["status"]
+    images = [img for out in done["outputs"].values() for img in out.get("images", [])]
+    expected = {"clipinverter_several_prompts": 4}.get(name, 1)
+    assert len(images) == expected
+    for img in images:
+        path = os.path.join(server.base, "output", img["subfolder"], img["filename"])
+        assert Image.open(path).size[0] >= 256
+
+
+def test_the_text_edit_example_gives_the_pixels_of_the_cli(server, object_info, tmp_path):
+    workflow = load_example("clipinverter_text_edit")
+    prompt = to_api(workflow, object_info)
+    text = next(n["inputs"]["text"] for n in prompt.values() if n["class_type"] == "CLIPInverterEncodeText")
+    save = next(n for n in prompt.values() if n["class_type"] == "SaveImage")
+    save["inputs"]["filename_prefix"] = "clipinverter/cli_parity"
+    status, reply = server.post("/prompt", {"prompt": prompt, "client_id": "tests"})
+    assert status == 200, reply
+    done = server.wait_for(reply["prompt_id"])
+    img = next(i for out in done["outputs"].values() for i in out.get("images", []))
+    ours = np.asarray(Image.open(os.path.join(server.base, "output", img["subfolder"], img["filename"])))
+    bundle = os.path.join(server.base, "models", "clipinverter", BUNDLE)
+    cli = subprocess.run([sys.executable, "-m", "clipinverter_core", "edit", "--model", bundle, "--image",
+                          os.path.join(server.base, "input", "face.png"), "--text", text, "-o",
+                          str(tmp_path / "cli.png"), "--no-align", "--device", "cpu"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    np.testing.assert_array_equal(ours, np.asarray(Image.open(tmp_path / "cli.png")))
+
+
+def test_a_missing_bundle_is_a_clear_error(server, object_info):
+    prompt = to_api(load_example("clipinverter_text_edit"), object_info)
+    loader = next(n for n in prompt.values() if n["class_type"] == "CLIPInverterLoader")
+    loader["inputs"]["bundle"] = "not_there.safetensors"
+    status, reply = server.post("/prompt", {"prompt": prompt, "client_id": "tests"})
+    assert status == 400
+    details = " ".join(e["details"] for v in reply["node_errors"].values() for e in v["errors"])
+    assert "not_there.safetensors" in details and "clipinverter" in details and "drive.google.com" in details
+
+
+def test_the_cancel_button_stops_a_batch(server, object_info):
+    import time
+
+    prompt = to_api(load_example("clipinverter_several_prompts"), object_info)
+    text = next(n for n in prompt.values() if n["class_type"] == "CLIPInverterEncodeText")
+    text["inputs"]["text"] = "\n".join(f"this person has hair of colour number {k}" for k in range(40))
+    status, reply = server.post("/prompt", {"prompt": prompt, "client_id": "tests"})
+    assert status == 200, reply
+    deadline = time.time() + 120
+    while not server.get("/queue")["queue_running"]:
+        assert time.time() < deadline, "the prompt never started"
+        time.sleep(0.2)
+    time.sleep(2)
+    server.post("/interrupt", {})
+    done = server.wait_for(reply["prompt_id"], timeout_s=120)
+    interrupted = [m[1] for m in done["status"]["messages"] if m[0] == "execution_interrupted"]
+    assert interrupted, done["status"]["messages"]
+    assert interrupted[0]["node_type"].startswith("CLIPInverter"), interrupted  # stopped inside our batch loop

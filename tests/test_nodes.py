@@ -1,0 +1,258 @@
+"""The ComfyUI nodes, without ComfyUI: its modules are stand-ins (comfy_stubs.py) that record what the nodes ask.
+
+What PRODUCT.md asks of the nodes: the ids of its table, pack-prefixed types, tooltips everywhere, the model
+folder, model management, progress and cancel, batch broadcasting, and the same pixels as the CLI.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import comfy_stubs
+from comfy_stubs import RECORD, ROOT
+
+PRODUCT_IDS = {"CLIPInverterLoader", "CLIPInverterEncodeText", "CLIPInverterEncodeImage", "CLIPInverterInvert",
+               "CLIPInverterRemap", "CLIPInverterDecode"}
+EXTRA_IDS = {"CLIPInverterInvertOnly", "CLIPInverterBlendLatents", "CLIPInverterSaveLatent", "CLIPInverterLoadLatent"}
+BUNDLE = "clipinverter_faces.safetensors"
+PROMPT = "this person has blonde hair"
+
+
+@pytest.fixture(scope="module")
+def comfy(tmp_path_factory):
+    """(pack, folder_paths stand-in, ComfyUI base folder) with the stand-ins installed."""
+    base = tmp_path_factory.mktemp("comfyui")
+    saved = {k: sys.modules.get(k) for k in ("comfy_api", "comfy_api.latest", "comfy", "comfy.model_management",
+                                             "comfy.model_patcher", "comfy.utils", "folder_paths")}
+    fp = comfy_stubs.install(str(base))
+    fp.add_model_folder_path("clipinverter", str(base / "extra_models"))  # as extra_model_paths.yaml would
+    pack = comfy_stubs.load_pack()
+    yield pack, fp, base
+    for k, v in saved.items():
+        if v is None:
+            sys.modules.pop(k, None)
+        else:
+            sys.modules[k] = v
+
+
+@pytest.fixture(autouse=True)
+def _fresh_record():
+    RECORD.reset()
+
+
+@pytest.fixture(scope="module")
+def nodes(comfy):
+    pack = comfy[0]
+    return {n.define_schema().node_id: n for n in pack.nodes.NODES}
+
+
+@pytest.fixture(scope="module")
+def face(comfy):
+    """The sample face at 256x256 as ComfyUI's Load Image gives it, and the PNG the CLI reads."""
+    from skimage import data
+
+    _, _, base = comfy
+    img = Image.fromarray(data.astronaut()).crop((125, 20, 325, 220)).resize((256, 256), Image.LANCZOS)
+    path = str(base / "input" / "face.png")
+    img.save(path)
+    pixels = np.asarray(Image.open(path).convert("RGB")).astype(np.float32) / 255.0  # LoadImage
+    return path, torch.from_numpy(pixels)[None]
+
+
+@pytest.fixture(scope="module")
+def model(comfy, nodes, standin256):
+    _, _, base = comfy
+    folder = base / "models" / "clipinverter"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / BUNDLE).exists():
+        os.symlink(standin256, folder / BUNDLE)
+    return nodes["CLIPInverterLoader"].execute(BUNDLE, "default", "fp32")[0]
+
+
+def run(nodes, node_id, *args):
+    return nodes[node_id].execute(*args)[0]
+
+
+@pytest.fixture(scope="module")
+def single(nodes, model, face):
+    """One face, one prompt, through every step once (the tests below reuse it rather than recompute)."""
+    t = run(nodes, "CLIPInverterEncodeText", model, PROMPT)
+    plain = run(nodes, "CLIPInverterInvertOnly", model, face[1])
+    edited = run(nodes, "CLIPInverterInvert", model, face[1], t, 1.0, True, True, True)
+    remapped = run(nodes, "CLIPInverterRemap", model, edited, t, 1.0)
+    return {"t": t, "plain": plain, "edited": edited, "remapped": remapped,
+            "pixels": run(nodes, "CLIPInverterDecode", model, remapped)}
+
+
+# --- the node table --------------------------------------------------------------------------------------------
+def test_the_pack_imports_without_comfyui_and_does_nothing():
+    code = ("import importlib.util, sys; "
+            f"s = importlib.util.spec_from_file_location('p', {os.path.join(ROOT, '__init__.py')!r}, "
+            f"submodule_search_locations=[{ROOT!r}]); m = importlib.util.module_from_spec(s); "
+            "sys.modules['p'] = m; s.loader.exec_module(m); assert callable(m.comfy_entrypoint); "
+            "assert not any(k.startswith(('comfy', 'folder_paths', 'torch')) for k in sys.modules), sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_extension_lists_every_node_of_the_product_table(comfy, nodes):
+    import asyncio
+
+    pack = comfy[0]
+    ext = asyncio.run(pack.comfy_entrypoint())
+    listed = {n.define_schema().node_id for n in asyncio.run(ext.get_node_list())}
+    assert listed == PRODUCT_IDS | EXTRA_IDS
+
+
+def test_every_node_input_and_output_has_a_tooltip_and_a_help_page(nodes):
+    for node_id, node in nodes.items():
+        s = node.define_schema()
+        assert s.description and s.display_name and s.category == "CLIPInverter", node_id
+        for port in s.inputs + s.outputs:
+            assert port.tooltip, (node_id, port.id, port.display_name)
+        assert os.path.isfile(os.path.join(ROOT, "web", "docs", f"{node_id}.md")), node_id
+
+
+def test_types_are_pack_prefixed_never_core_latent(nodes):
+    for node_id, node in nodes.items():
+        s = node.define_schema()
+        for port in s.inputs + s.outputs:
+            assert port.io_type != "LATENT", (node_id, port.id)
+            if port.io_type not in ("IMAGE", "FLOAT", "BOOLEAN", "STRING", "COMBO"):
+                assert port.io_type.startswith("CLIPINVERTER_"), (node_id, port.io_type)
+
+
+# --- model folder and loading ------------------------------------------------------------------------------------
+def test_model_folder_is_registered_beside_extra_model_paths(comfy):
+    _, fp, base = comfy
+    paths, exts = fp.folder_names_and_paths["clipinverter"]
+    assert paths[0] == os.path.join(fp.models_dir, "clipinverter")
+    assert str(base / "extra_models") in paths and ".safetensors" in exts
+
+
+def test_a_missing_bundle_names_the_folder_the_file_and_the_sources(nodes, comfy):
+    _, fp, _ = comfy
+    loader = nodes["CLIPInverterLoader"]
+    msg = loader.validate_inputs("nowhere.safetensors")
+    assert isinstance(msg, str)
+    assert "nowhere.safetensors" in msg and os.path.join(fp.models_dir, "clipinverter") in msg
+    assert "drive.google.com" in msg and "convert" in msg
+    with pytest.raises(FileNotFoundError, match="nowhere.safetensors"):
+        loader.execute("nowhere.safetensors", "default", "fp32")
+
+
+def test_the_loader_hands_the_networks_to_comfyui_model_management(model, nodes):
+    assert model.patcher.model is model.modules and model.patcher.load_device == torch.device("cpu")
+    n_params = sum(p.numel() for p in model.modules.parameters())
+    assert n_params > 0 and model.modules.clip is not None
+    run(nodes, "CLIPInverterEncodeText", model, PROMPT)
+    assert RECORD.loads and RECORD.loads[0][0] == [model.patcher] and RECORD.loads[0][2] is True
+
+
+# --- the edit ----------------------------------------------------------------------------------------------------
+def test_an_edit_through_the_nodes_gives_the_pixels_of_the_cli(single, face, standin256, tmp_path):
+    from clipinverter_core.__main__ import main
+
+    pixels = single["pixels"]
+    assert pixels.shape == (1, 256, 256, 3) and pixels.dtype == torch.float32
+    ours = np.clip(255.0 * pixels[0].numpy(), 0, 255).astype(np.uint8)  # as SaveImage
+    assert main(["edit", "--model", standin256, "--image", face[0], "--text", PROMPT, "-o", str(tmp_path / "cli.png"),
+                 "--no-align", "--device", "cpu"]) == 0
+    np.testing.assert_array_equal(ours, np.asarray(Image.open(tmp_path / "cli.png")))
+
+
+def test_every_batch_loop_reports_progress_and_checks_cancel(nodes, model, face):
+    t = run(nodes, "CLIPInverterEncodeText", model, "a\n\n  b \nc\n")  # blank lines are not prompts
+    assert t.shape == (3, 512)
+    assert [p.current for p in RECORD.progress] == [3] and RECORD.checks == 3
+    RECORD.reset()
+    RECORD.interrupt_after_checks = 1  # cancel pressed while the first item runs
+    with pytest.raises(comfy_stubs.InterruptProcessingException):
+        run(nodes, "CLIPInverterEncodeText", model, "a\nb\nc")
+    assert RECORD.checks == 2 and RECORD.progress[-1].current == 1
+
+
+@pytest.mark.parametrize("n_faces,n_prompts,expected", [(1, 2, 2), (2, 1, 2)])
+def test_batches_broadcast(nodes, model, face, single, n_faces, n_prompts, expected):
+    t = single["t"].repeat(n_prompts, 1)
+    latent = run(nodes, "CLIPInverterInvert", model, face[1].repeat(n_faces, 1, 1, 1), t, 1.0, True, True, True)
+    assert latent.w.shape == (expected, 14, 512)
+    for k in range(expected):  # every pair is the single edit (one face, one prompt, repeated)
+        torch.testing.assert_close(latent.w[k:k + 1], single["edited"].w, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("n_latents,n_prompts", [(2, 1), (1, 2), (2, 2)])
+def test_remap_pairs_latents_and_embeddings(nodes, model, single, n_latents, n_prompts):
+    out = run(nodes, "CLIPInverterRemap", model, single["edited"].index([0] * n_latents),
+              single["t"].repeat(n_prompts, 1), 1.0)
+    torch.testing.assert_close(out.conv, single["remapped"].conv.repeat(2, 1, 1))
+
+
+def test_mismatched_batches_are_a_clear_error(nodes, model, face, single):
+    t = single["t"].repeat(2, 1)
+    with pytest.raises(Exception, match="3 images and 2 embeddings do not pair up"):
+        run(nodes, "CLIPInverterInvert", model, face[1].repeat(3, 1, 1, 1), t, 1.0, True, True, True)
+    with pytest.raises(Exception, match="3 latents and 2 embeddings do not pair up"):
+        run(nodes, "CLIPInverterRemap", model, single["plain"].index([0, 0, 0]), t, 1.0)
+
+
+def test_no_level_leaves_the_inversion(nodes, model, face, single):
+    t, w = single["t"], single["plain"].w
+    torch.testing.assert_close(run(nodes, "CLIPInverterInvert", model, face[1], t, 1.0, False, False, False).w, w)
+    assert run(nodes, "CLIPInverterRemap", model, single["plain"], t, 0.0).conv is None
+
+
+def test_encode_image_matches_the_text_norm(nodes, model, face):
+    ref = run(nodes, "CLIPInverterEncodeText", model, "a photo of a face")
+    matched = run(nodes, "CLIPInverterEncodeImage", model, face[1].repeat(2, 1, 1, 1), "match text")
+    raw = run(nodes, "CLIPInverterEncodeImage", model, face[1], "none")
+    assert matched.shape == (2, 512)
+    torch.testing.assert_close(matched.norm(dim=-1), ref.norm(dim=-1).expand(2), rtol=1e-5, atol=0)
+    torch.testing.assert_close(matched[0] / matched[0].norm(), raw[0] / raw[0].norm(), rtol=1e-5, atol=1e-6)
+
+
+# --- latents -----------------------------------------------------------------------------------------------------
+def test_blend_ends_are_its_inputs(nodes, single):
+    a, b = single["plain"], single["remapped"]
+    start, end = (run(nodes, "CLIPInverterBlendLatents", a, b, r) for r in (0.0, 1.0))
+    torch.testing.assert_close(start.w, a.w)
+    torch.testing.assert_close(start.conv, a.w[:, :-1])  # un-remapped conv codes are the first W+ rows
+    torch.testing.assert_close(end.w, b.w)
+    torch.testing.assert_close(end.conv, b.conv)
+
+
+def test_saved_latents_load_back(nodes, single, comfy):
+    _, fp, _ = comfy
+    lat = single["remapped"]
+    out = nodes["CLIPInverterSaveLatent"].execute(lat, "clipinverter/test")
+    saved = out.ui["latents"][0]
+    src = os.path.join(fp.get_output_directory(), saved["subfolder"], saved["filename"])
+    os.replace(src, os.path.join(fp.get_input_directory(), saved["filename"]))
+    back = run(nodes, "CLIPInverterLoadLatent", saved["filename"])
+    torch.testing.assert_close(back.w, lat.w)
+    torch.testing.assert_close(back.conv, lat.conv)
+
+
+def test_out_of_memory_frees_other_models_and_retries_the_item_once(comfy, model):
+    pack = comfy[0]
+    calls = []
+
+    def work(inv, i):
+        calls.append(i)
+        if len(calls) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return i
+
+    assert pack.nodes.memory.run_items(model, 2, work) == [0, 1]
+    assert calls == [0, 0, 1] and len(RECORD.freed) == 1
+
+    def always(inv, i):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    with pytest.raises(torch.OutOfMemoryError):
+        pack.nodes.memory.run_items(model, 1, always)
