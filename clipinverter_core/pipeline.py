@@ -17,6 +17,7 @@ import torch
 from .batching import map_chunks
 from .errors import CheckpointError, InputError
 from .networks import LEVELS, CLIPAdapter, Encoder4Editing, Features, Generator, n_latent_for
+from .networks.e4e import COARSE_END, MEDIUM_END
 from .weights import Bundle, load_bundle, load_strict
 
 EDIT_SCALE = 0.1  # w_hat = w + 0.1 * delta: the official constant
@@ -70,6 +71,15 @@ def pair_indices(n_a: int, n_b: int, what_a: str = "images", what_b: str = "prom
     if n_a == 1:
         return [0] * n_b, list(range(n_b))
     raise InputError(f"{n_a} {what_a} and {n_b} {what_b} do not pair up: give one of either, or as many of each")
+
+
+def level_rows(levels, n_latent: int) -> list[int]:
+    """The W+ rows each level's heads write: coarse [0, 3) from c3, medium [3, 7) from p2, fine [7, n) from p1."""
+    bounds = {"coarse": (0, COARSE_END), "medium": (COARSE_END, MEDIUM_END), "fine": (MEDIUM_END, n_latent)}
+    for lv in levels:
+        if lv not in bounds:
+            raise InputError(f"unknown level {lv!r}: use {', '.join(LEVELS)}")
+    return [r for lv in LEVELS if lv in levels for r in range(*bounds[lv])]
 
 
 def _autodevice() -> str:
@@ -183,10 +193,16 @@ class CLIPInverter:
     @torch.inference_mode()
     def edit_codes(self, w: torch.Tensor, feats: Features, t: torch.Tensor, strength: float = 1.0,
                    levels=LEVELS) -> torch.Tensor:
-        """CLIPAdapter edit: w_hat = w + strength * 0.1 * E_s(adapter(features, t))."""
+        """CLIPAdapter edit: w_hat = w + strength * 0.1 * E_s(adapter(features, t)), on the W+ rows of `levels`
+        (coarse: rows 0-2, medium: 3-6, fine: 7 on, as the e4e heads read them); the other rows keep w."""
         adapter, enc = self._need("adapter"), self._need("encoder")
         t = t.to(self.device, self.dtype)
-        delta = enc.heads(adapter(feats, t, levels))
+        delta = enc.heads(adapter(feats, t))
+        rows = level_rows(levels, self.n_latent)
+        if len(rows) < self.n_latent:
+            keep = torch.zeros(self.n_latent, 1, device=delta.device, dtype=delta.dtype)
+            keep[rows] = 1
+            delta = delta * keep
         return w + (strength * EDIT_SCALE) * delta
 
     @torch.inference_mode()

@@ -56,11 +56,11 @@ class InvertEdit(io.ComfyNode):
                                tooltip="Edit strength alpha: 1 is the paper, 0 no edit, above 1 stronger, below 0 "
                                        "the opposite direction."),
                 io.Boolean.Input("coarse", default=True,
-                                 tooltip="Edit the coarse level (16x16 features -> first W+ rows: pose, face shape)."),
+                                 tooltip="Edit the coarse W+ rows 0-2 (pose, face shape); off keeps them as inverted."),
                 io.Boolean.Input("medium", default=True,
-                                 tooltip="Edit the medium level (32x32 features: hair style, facial features)."),
+                                 tooltip="Edit the medium W+ rows 3-6 (hair style, facial features); off keeps them as inverted."),
                 io.Boolean.Input("fine", default=True,
-                                 tooltip="Edit the fine level (64x64 features: colours, texture)."),
+                                 tooltip="Edit the fine W+ rows 7 on (colours, texture); off keeps them as inverted."),
             ],
             outputs=[types.Latent.Output(display_name="latent",
                                          tooltip="Edited W+ codes, one per face/embedding pair.")],
@@ -79,8 +79,6 @@ class InvertEdit(io.ComfyNode):
                 inverted.clear()
                 inverted[j] = inv.invert(x[j:j + 1])
             w, feats = inverted[j]
-            if not levels:  # every level off: no edit (the heads of unmodulated maps are not a zero delta)
-                return to_cpu(Latent(w))
             t = embedding[idx_t[i]:idx_t[i] + 1]
             return to_cpu(Latent(inv.edit_codes(w, feats, t, strength, levels)))
 

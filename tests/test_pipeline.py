@@ -53,13 +53,17 @@ def test_strength_scales_the_delta_linearly(model, x):
     assert rel_l2(d2, 2 * d1) < 1e-5
 
 
-def test_level_toggles_change_the_edit(model, x):
+def test_level_toggles_choose_the_rows_that_change(model, x):
     t = model.encode_text(["a smile"])
     w, feats = model.invert(x[:1])
     full = model.edit_codes(w, feats, t)
-    coarse_only = model.edit_codes(w, feats, t, levels=("coarse",))
-    assert not torch.allclose(full, coarse_only)
-    assert torch.equal(coarse_only[:, 0], full[:, 0])  # row 0 reads only c3, which both modulate
+    assert torch.equal(model.edit_codes(w, feats, t, levels=()), w)  # nothing on: no edit at all
+    coarse = model.edit_codes(w, feats, t, levels=("coarse",))
+    assert torch.equal(coarse[:, :3], full[:, :3]) and torch.equal(coarse[:, 3:], w[:, 3:])
+    medium_fine = model.edit_codes(w, feats, t, levels=("medium", "fine"))
+    assert torch.equal(medium_fine[:, :3], w[:, :3]) and torch.equal(medium_fine[:, 3:], full[:, 3:])
+    with pytest.raises(InputError, match="unknown level"):
+        model.edit_codes(w, feats, t, levels=("hair",))
 
 
 def test_remap_touches_only_conv_codes_from_the_second(model, x):
