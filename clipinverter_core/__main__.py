@@ -7,17 +7,7 @@ import os
 import sys
 
 from .errors import CLIPInverterError
-
-OFFICIAL_FILES = """\
-The official weights (see models/README.md):
-  pretrained_faces.pt   CLIPInverter faces: https://drive.google.com/file/d/18goTnPtVrz1Tuen3JuDIEwj5z3GvgVqJ
-  e4e_ffhq_encode.pt    e4e FFHQ encoder:   https://drive.google.com/file/d/1kxYtrg4YQCudxL5f9xmCzOdJRITH5UXB
-  ViT-B-32.pt           OpenAI CLIP:        https://openaipublic.azureedge.net/clip/models/\
-40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt
-then:
-  python -m clipinverter_core convert --clipinverter pretrained_faces.pt --e4e e4e_ffhq_encode.pt \\
-      --clip ViT-B-32.pt -o models/clipinverter/clipinverter_faces.safetensors"""
-
+from .sources import official_files_help
 
 def _face_index(text: str):
     if text == "all":
@@ -37,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     c = sub.add_parser("convert", help="official checkpoints -> one safetensors bundle",
-                       epilog=OFFICIAL_FILES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=official_files_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("--clipinverter", required=True, help="pretrained_faces.pt (adapter + generator + remapper)")
     c.add_argument("--e4e", required=True, help="e4e_ffhq_encode.pt (encoder + latent_avg)")
     c.add_argument("--clip", required=True, help="ViT-B-32.pt (OpenAI), or open_clip .safetensors / .bin")
@@ -127,7 +117,7 @@ def cmd_edit(a) -> int:
     img = load_image(a.image)
     model = CLIPInverter.from_bundle(a.model, a.device, a.precision)
     if model.metadata.get("standin"):
-        print("WARNING: stand-in RANDOM weights: the output will not look like a face.\n" + OFFICIAL_FILES,
+        print("WARNING: stand-in RANDOM weights: the output will not look like a face.\n" + official_files_help(),
               file=sys.stderr)
     if a.no_align:
         if a.paste_back:

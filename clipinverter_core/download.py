@@ -10,22 +10,16 @@ from a mirror of your own (tests use a server on 127.0.0.1).
 """
 from __future__ import annotations
 
-import json
 import os
 import urllib.error
 import urllib.request
 
 from .errors import CheckpointError, DownloadError
+from .sources import CATALOG, read_catalog
 
-CATALOG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "catalog.json")
 CHUNK = 1 << 20
 TIMEOUT_S = 60
 HTML_MARKERS = (b"<!doctype html", b"<html")
-
-
-def read_catalog(path: str = CATALOG) -> dict:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 # --- transfer -----------------------------------------------------------------------------------------------

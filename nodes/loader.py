@@ -58,7 +58,8 @@ class LoadInverter(io.ComfyNode):
     def execute(cls, bundle, device, precision) -> io.NodeOutput:
         path = paths.bundle_path(bundle)
         load_device, offload_device = devices_for(device)
-        inverter = CLIPInverter.from_bundle(path, offload_device, precision)
+        # mmap=False: a copy in memory, so that a long-lived server survives the file being overwritten in place
+        inverter = CLIPInverter.from_bundle(path, offload_device, precision, mmap=False)
         if inverter.metadata.get("standin"):
             log.warning("clipinverter: %s holds stand-in RANDOM weights: edits will not look like faces", bundle)
         return io.NodeOutput(LoadedInverter(inverter, load_device, offload_device, os.path.basename(path)))

@@ -5,7 +5,7 @@ import os
 
 import folder_paths
 
-from ..clipinverter_core.__main__ import OFFICIAL_FILES
+from ..clipinverter_core.sources import official_files_help
 
 FOLDER = "clipinverter"
 EXTENSIONS = {".safetensors"}
@@ -26,7 +26,7 @@ def missing_bundle_message(name: str) -> str:
     """Names the file, the folders searched, and where the weights come from."""
     folders = ", ".join(folder_paths.get_folder_paths(FOLDER)) or f"ComfyUI/models/{FOLDER}"
     return (f"CLIPInverter bundle '{name}' is not in the '{FOLDER}' model folder ({folders}). "
-            f"Put a converted bundle there (models/README.md of this pack lists the sources). " + OFFICIAL_FILES)
+            f"Put a converted bundle there (models/README.md of this pack lists the sources). " + official_files_help())
 
 
 def bundle_path(name: str) -> str:
