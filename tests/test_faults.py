@@ -148,3 +148,25 @@ def test_a_bundle_replaced_on_disk_while_loaded(kit256, tmp_path):
     with open(path, "r+b") as f:            # overwritten in place: only the copied model is safe
         f.write(b"\1" * 1024)
     torch.testing.assert_close(copied.decode(w), before)
+
+
+def test_paths_with_spaces_and_non_ascii(kit256, tmp_path):
+    from test_convert import _cli
+
+    folder = tmp_path / "my models" / "modèles 顔"
+    folder.mkdir(parents=True)
+    bundle = folder / "clip inverter ü.safetensors"
+    os.symlink(kit256.bundle, bundle)
+    Image.fromarray(kit256.golden["input_uint8"][0]).save(folder / "visage à éditer.png")
+    p = _cli("edit", "--model", bundle, "--image", folder / "visage à éditer.png", "--text", "a smile",
+             "-o", folder / "résultat 1.png", "--no-align")
+    assert p.returncode == 0, p.stderr
+    assert np.asarray(Image.open(folder / "résultat 1.png")).shape == (256, 256, 3)
+
+
+def test_a_file_in_the_folder_that_is_not_a_model(tmp_path):
+    from test_convert import _cli
+
+    (tmp_path / "notes.safetensors").write_text("these are my notes, not weights")
+    p = _cli("info", tmp_path / "notes.safetensors")
+    assert p.returncode == 2 and "not a readable safetensors file" in p.stderr and p.stderr.count("\n") == 1
