@@ -10,3 +10,4 @@ from comfy_api.latest import io
 Model = io.Custom("CLIPINVERTER_MODEL")
 Embedding = io.Custom("CLIPINVERTER_EMBEDDING")
 Latent = io.Custom("CLIPINVERTER_LATENT")
+Alignment = io.Custom("CLIPINVERTER_ALIGNMENT")
