@@ -140,7 +140,8 @@ def cmd_edit(a) -> int:
     result = model.edit(x, t, strength=a.strength, remap_strength=a.remap_strength)
     images = generator_to_unit(result.image.float())
     if a.paste_back:
-        images = _paste_results(photo, images, alignment)
+        from .align import paste_edits
+        images = paste_edits(photo, images, alignment, a.feather)
     pixels = unit_to_uint8(images.permute(0, 2, 3, 1).cpu().numpy())
     outputs = _numbered(a.output, len(pixels))
     if a.save_raw:
@@ -163,18 +164,6 @@ def cmd_download(a) -> int:
                      progress=not a.quiet)
     print(f"done: {paths.get('bundle', a.to)}")
     return 0
-
-
-def _paste_results(photo, images, alignment):
-    """Edits pasted into the photo: one face edited N ways gives N photos; N faces give one photo."""
-    import torch
-
-    from .align import paste_back
-
-    n_faces = len(alignment)
-    if n_faces == len(images):
-        return paste_back(photo, images, alignment)
-    return torch.cat([paste_back(photo, images[k:k + 1], alignment) for k in range(len(images))])
 
 
 def cmd_align(a) -> int:

@@ -501,3 +501,24 @@ def paste_back(original, edited: torch.Tensor, alignment: Alignment, feather: fl
         blended = box * (1 - m) + warped[:3].to(box.dtype)
         out[b, :, y0:y1, x0:x1] = torch.where(m > 0, blended.clamp(0, 1), box)
     return out
+
+
+def paste_edits(original, edited: torch.Tensor, alignment: Alignment, feather: float = 0.1,
+                progress=None) -> torch.Tensor:
+    """Edited crops pasted into their photos, broadcast as the CLI does: one crop per aligned face gives the
+    photo batch once; one aligned face edited N ways gives N photos (each with one edit). Other counts are an
+    InputError. progress: called as progress(k, total) after each of the `total` pastes (a progress bar)."""
+    n_faces, n_edits = len(alignment), edited.shape[0]
+    if n_edits == n_faces:
+        groups = [slice(0, n_edits)]
+    elif n_faces == 1:
+        groups = [slice(k, k + 1) for k in range(n_edits)]
+    else:
+        raise InputError(f"{n_edits} edited images do not fit an alignment of {n_faces} faces: give one edit "
+                         "per face, or align one face and edit it several ways")
+    out = []
+    for k, g in enumerate(groups):
+        out.append(paste_back(original, edited[g], alignment, feather))
+        if progress is not None:
+            progress(k, len(groups))
+    return torch.cat(out)

@@ -1,9 +1,10 @@
 """ComfyUI V3 nodes of CLIPInverter: thin adapters over clipinverter_core.
 
     Load Inverter -> Encode Text / Encode Image -> Invert with CLIPAdapter -> Remap Latent -> StyleGAN Decode
+    Align Face -> ... -> Paste Back (whole photos)
 
-loader.py (bundle -> model), encode.py (texts, reference pictures -> embeddings), edit.py (faces -> codes ->
-remapped codes), decode.py (codes -> IMAGE), latents.py (blend, save, load), memory.py (ComfyUI model
+loader.py (bundle -> model), align.py (photos -> aligned crops, edits -> photos), encode.py (texts, reference
+pictures -> embeddings), edit.py (faces -> codes -> remapped codes), decode.py (codes -> IMAGE), latents.py (blend, save, load), memory.py (ComfyUI model
 management and the batch loop), paths.py (the clipinverter model folder), types.py (socket types).
 Nothing here loads weights at import.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
+from .align import AlignFace, PasteBack
 from .decode import Decode
 from .edit import InvertEdit, InvertOnly, Remap
 from .encode import EncodeImage, EncodeText
@@ -18,8 +20,8 @@ from .latents import BlendLatents, LoadLatent, SaveLatent
 from .loader import LoadInverter
 from .paths import register_model_folder
 
-NODES: list[type[io.ComfyNode]] = [LoadInverter, EncodeText, EncodeImage, InvertEdit, InvertOnly, Remap, Decode,
-                                   BlendLatents, SaveLatent, LoadLatent]
+NODES: list[type[io.ComfyNode]] = [LoadInverter, AlignFace, EncodeText, EncodeImage, InvertEdit, InvertOnly, Remap,
+                                   Decode, PasteBack, BlendLatents, SaveLatent, LoadLatent]
 
 register_model_folder()  # before any schema lists the folder's files
 

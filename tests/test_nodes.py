@@ -18,7 +18,7 @@ import comfy_stubs
 from comfy_stubs import RECORD, ROOT
 
 PRODUCT_IDS = {"CLIPInverterLoader", "CLIPInverterEncodeText", "CLIPInverterEncodeImage", "CLIPInverterInvert",
-               "CLIPInverterRemap", "CLIPInverterDecode"}
+               "CLIPInverterRemap", "CLIPInverterDecode", "CLIPInverterAlignFace", "CLIPInverterPasteBack"}
 EXTRA_IDS = {"CLIPInverterInvertOnly", "CLIPInverterBlendLatents", "CLIPInverterSaveLatent", "CLIPInverterLoadLatent"}
 BUNDLE = "clipinverter_faces.safetensors"
 PROMPT = "this person has blonde hair"
@@ -123,7 +123,7 @@ def test_types_are_pack_prefixed_never_core_latent(nodes):
         s = node.define_schema()
         for port in s.inputs + s.outputs:
             assert port.io_type != "LATENT", (node_id, port.id)
-            if port.io_type not in ("IMAGE", "FLOAT", "BOOLEAN", "STRING", "COMBO"):
+            if port.io_type not in ("IMAGE", "FLOAT", "INT", "BOOLEAN", "STRING", "COMBO"):
                 assert port.io_type.startswith("CLIPINVERTER_"), (node_id, port.io_type)
 
 
@@ -214,6 +214,87 @@ def test_encode_image_matches_the_text_norm(nodes, model, face):
     assert matched.shape == (2, 512)
     torch.testing.assert_close(matched.norm(dim=-1), ref.norm(dim=-1).expand(2), rtol=1e-5, atol=0)
     torch.testing.assert_close(matched[0] / matched[0].norm(), raw[0] / raw[0].norm(), rtol=1e-5, atol=1e-6)
+
+
+# --- whole photos: Align Face and Paste Back ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def photo():
+    """The astronaut as ComfyUI's Load Image gives it: [1, 512, 512, 3] float in [0, 1]."""
+    from skimage import data
+
+    return torch.from_numpy(data.astronaut().astype(np.float32) / 255.0)[None]
+
+
+@pytest.fixture(scope="module")
+def aligned(nodes, photo):
+    return nodes["CLIPInverterAlignFace"].execute(photo, 0, 256, "error").args
+
+
+def test_align_face_gives_one_crop_and_its_alignment(aligned, photo):
+    crops, alignment = aligned
+    assert crops.shape == (1, 256, 256, 3) and crops.dtype == torch.float32
+    assert 0 <= crops.min() and crops.max() <= 1
+    assert len(alignment) == 1 and alignment.batch_size == 1
+    face = alignment.faces[0]
+    assert face.batch_index == 0 and face.face_index == 0 and face.source_size == (512, 512)
+
+
+def test_align_face_reports_progress_per_photo_and_merges_the_batch(nodes, photo):
+    blank = torch.zeros_like(photo)
+    crops, alignment = nodes["CLIPInverterAlignFace"].execute(torch.cat([blank, photo]), 0, 64,
+                                                              "passthrough").args
+    assert crops.shape == (2, 64, 64, 3) and alignment.batch_size == 2
+    assert [f.batch_index for f in alignment.faces] == [0, 1]
+    assert alignment.faces[0].passthrough and not alignment.faces[1].passthrough
+    assert [p.current for p in RECORD.progress] == [2] and RECORD.checks == 2
+
+
+def test_a_photo_without_a_face_is_a_clear_error(nodes, photo):
+    blank = torch.zeros_like(photo)
+    with pytest.raises(Exception, match="no face found in photo 1 of the batch.*passthrough") as e:
+        nodes["CLIPInverterAlignFace"].execute(torch.cat([photo, blank]), 0, 256, "error")
+    assert "\n" not in str(e.value)
+    crops, alignment = nodes["CLIPInverterAlignFace"].execute(blank, 0, 256, "passthrough").args
+    assert crops.shape == (1, 256, 256, 3) and alignment.faces[0].passthrough
+
+
+def test_paste_back_of_the_unedited_crop_keeps_the_photo_outside_the_mask(nodes, aligned, photo):
+    crops, alignment = aligned
+    out = run(nodes, "CLIPInverterPasteBack", photo, crops, alignment, 0.1)
+    assert out.shape == photo.shape and out.dtype == torch.float32
+    changed = (out != photo).any(-1)[0]
+    ys, xs = torch.nonzero(changed, as_tuple=True)
+    quad = alignment.faces[0].quad
+    assert xs.min() >= np.floor(quad[:, 0].min()) and xs.max() <= np.ceil(quad[:, 0].max())
+    assert ys.min() >= np.floor(quad[:, 1].min()) and ys.max() <= np.ceil(quad[:, 1].max())
+    assert (out - photo).abs().mean() < 0.01  # the crop itself comes back close to where it was cut
+
+
+def test_align_invert_decode_paste_back_returns_the_photo_size(nodes, model, aligned, photo, single):
+    crops, alignment = aligned
+    latent = run(nodes, "CLIPInverterInvert", model, crops, single["t"], 1.0, True, True, True)
+    edited = run(nodes, "CLIPInverterDecode", model, latent)
+    out = run(nodes, "CLIPInverterPasteBack", photo, edited, alignment, 0.1)
+    assert out.shape == (1, 512, 512, 3)
+    assert (out[:, :5] == photo[:, :5]).all()  # the top rows lie outside the face
+
+
+def test_n_edits_of_one_face_give_n_photos(nodes, aligned, photo):
+    crops, alignment = aligned
+    edits = torch.stack([crops[0], 1 - crops[0], crops[0] * 0.5])
+    out = run(nodes, "CLIPInverterPasteBack", photo, edits, alignment, 0.1)
+    assert out.shape == (3, 512, 512, 3)
+    assert [p.current for p in RECORD.progress] == [3] and RECORD.checks == 3  # before, and between the edits
+    for k in range(3):
+        one = run(nodes, "CLIPInverterPasteBack", photo, edits[k:k + 1], alignment, 0.1)
+        torch.testing.assert_close(out[k:k + 1], one, rtol=0, atol=0)
+
+
+def test_paste_back_counts_that_do_not_fit_are_a_clear_error(nodes, photo):
+    two = torch.cat([photo, photo])
+    crops, alignment = nodes["CLIPInverterAlignFace"].execute(two, 0, 64, "error").args
+    with pytest.raises(Exception, match="3 edited images do not fit an alignment of 2 faces"):
+        run(nodes, "CLIPInverterPasteBack", two, crops[[0, 1, 0]], alignment, 0.1)
 
 
 # --- latents -----------------------------------------------------------------------------------------------------

@@ -63,13 +63,15 @@ def free_port() -> int:
 
 
 def write_sample_images(folder: str) -> None:
-    """face.png: the sample aligned face (256x256, as scripts/sample_face.py); reference.png: another picture."""
+    """face.png: the sample aligned face (256x256, as scripts/sample_face.py); reference.png: another picture;
+    photo.png: a whole photo with a face (the astronaut, 512x512), for Align Face."""
     from PIL import Image
     from skimage import data
 
     Image.fromarray(data.astronaut()).crop((125, 20, 325, 220)).resize((256, 256), Image.LANCZOS).save(
         os.path.join(folder, "face.png"))
     Image.fromarray(data.chelsea()).save(os.path.join(folder, "reference.png"))
+    Image.fromarray(data.astronaut()).save(os.path.join(folder, "photo.png"))
 
 
 def load_example(name: str) -> dict:

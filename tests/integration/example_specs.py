@@ -10,6 +10,7 @@ CHECKPOINT_MODEL = {"name": CHECKPOINT, "directory": "checkpoints",
                     "url": "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/"
                            "v1-5-pruned-emaonly-fp16.safetensors"}
 FACE, REFERENCE = "face.png", "reference.png"  # what Load Image nodes name; users pick their own
+PHOTO = "photo.png"  # a whole photo with a face (not aligned), for the Align Face / Paste Back example
 
 
 def _loader(x=40, y=40):
@@ -22,14 +23,14 @@ def _image(key, name, x, y):
     return {"key": key, "type": "LoadImage", "pos": [x, y], "widgets": {"image": name}}
 
 
-def _edit_chain(embedding_key, x=780, y=40, prefix="clipinverter/edit"):
+def _edit_chain(embedding_key, x=780, y=40, prefix="clipinverter/edit", faces=("face", "IMAGE")):
     nodes = [
         {"key": "invert", "type": "CLIPInverterInvert", "pos": [x, y],
          "widgets": {"strength": 1.0, "coarse": True, "medium": True, "fine": True}},
         {"key": "remap", "type": "CLIPInverterRemap", "pos": [x + 340, y], "widgets": {"strength": 1.0}},
         {"key": "decode", "type": "CLIPInverterDecode", "pos": [x + 680, y]},
     ]
-    links = [["loader", "model", embedding_key, "model"], ["loader", "model", "invert", "model"], ["face", "IMAGE", "invert", "image"],
+    links = [["loader", "model", embedding_key, "model"], ["loader", "model", "invert", "model"], [*faces, "invert", "image"],
              [embedding_key, "embedding", "invert", "embedding"], ["loader", "model", "remap", "model"],
              ["invert", "latent", "remap", "latent"], [embedding_key, "embedding", "remap", "embedding"],
              ["loader", "model", "decode", "model"], ["remap", "latent", "decode", "latent"]]
@@ -100,10 +101,28 @@ def diffusion_upscale():
                           ["ckpt", "VAE", "vae_decode", "vae"], ["vae_decode", "IMAGE", "save", "images"]]}
 
 
+def whole_photo():
+    chain, links = _edit_chain("text", prefix=None, faces=("align", "aligned"))
+    return {"nodes": [_loader(), _image("photo", PHOTO, 40, 240),
+                      {"key": "text", "type": "CLIPInverterEncodeText", "pos": [400, 40], "size": [340, 160],
+                       "widgets": {"text": "this person has blonde hair"}},
+                      {"key": "align", "type": "CLIPInverterAlignFace", "pos": [400, 260],
+                       "widgets": {"face_index": 0, "size": 256, "if_no_face": "error"}},
+                      {"key": "paste", "type": "CLIPInverterPasteBack", "pos": [1800, 40],
+                       "widgets": {"feather": 0.1}},
+                      {"key": "save", "type": "SaveImage", "pos": [2120, 40], "size": [420, 470],
+                       "widgets": {"filename_prefix": "clipinverter/whole_photo"}}] + chain,
+            "links": links + [["photo", "IMAGE", "align", "image"], ["photo", "IMAGE", "paste", "original"],
+                              ["decode", "image", "paste", "edited"], ["align", "alignment", "paste", "alignment"],
+                              ["paste", "image", "save", "images"]]}
+
+
 EXAMPLES = {
     "clipinverter_text_edit": text_edit,
     "clipinverter_reference_image_edit": reference_edit,
     "clipinverter_several_prompts": several_prompts,
     "clipinverter_edit_then_diffusion_upscale": diffusion_upscale,
+    "clipinverter_whole_photo_edit": whole_photo,
 }
+PHOTO_SIZE = {"clipinverter_whole_photo_edit": (512, 512)}  # (W, H) of PHOTO: the pasted-back output's size
 NEEDS_CHECKPOINT = {"clipinverter_edit_then_diffusion_upscale"}

@@ -12,12 +12,12 @@ import pytest
 from PIL import Image
 
 from .comfy_server import BUNDLE, EXTRA_BUNDLE, PACK_FOLDER, ROOT, load_example
-from .example_specs import CHECKPOINT, EXAMPLES, NEEDS_CHECKPOINT
+from .example_specs import CHECKPOINT, EXAMPLES, NEEDS_CHECKPOINT, PHOTO_SIZE
 from .workflow_api import to_api
 
 NODE_IDS = ["CLIPInverterLoader", "CLIPInverterEncodeText", "CLIPInverterEncodeImage", "CLIPInverterInvert",
             "CLIPInverterInvertOnly", "CLIPInverterRemap", "CLIPInverterDecode", "CLIPInverterBlendLatents",
-            "CLIPInverterSaveLatent", "CLIPInverterLoadLatent"]
+            "CLIPInverterSaveLatent", "CLIPInverterLoadLatent", "CLIPInverterAlignFace", "CLIPInverterPasteBack"]
 
 
 def test_the_pack_imports_without_error(server):
@@ -69,6 +69,8 @@ def test_example_workflow_runs(server, object_info, name):
     for img in images:
         path = os.path.join(server.base, "output", img["subfolder"], img["filename"])
         assert Image.open(path).size[0] >= 256
+        if name in PHOTO_SIZE:  # pasted back into the whole photo: the photo's size
+            assert Image.open(path).size == PHOTO_SIZE[name]
 
 
 def test_the_text_edit_example_gives_the_pixels_of_the_cli(server, object_info, tmp_path):
