@@ -43,10 +43,15 @@ def _pad_or_crop(x: torch.Tensor, p0: int, p1: int) -> torch.Tensor:
 
 def _upfirdn2d_depthwise(x, kernel, up, down, pad):
     n, c, _, _ = x.shape
-    x = _pad_or_crop(_upsample_zeros(x, up), *pad)
+    x = _upsample_zeros(x, up)
+    p0, p1 = pad
+    if p0 == p1 >= 0:  # symmetric padding: let the convolution pad (no padded copy of x)
+        conv_pad = p0
+    else:
+        x, conv_pad = _pad_or_crop(x, p0, p1), 0
     k = torch.flip(kernel, [0, 1]).to(x.dtype)
     weight = k[None, None].expand(c, 1, *k.shape)
-    return F.conv2d(x, weight, groups=c, stride=down)
+    return F.conv2d(x, weight, groups=c, stride=down, padding=conv_pad)
 
 
 def _upfirdn2d_ref(x, kernel, up, down, pad):
