@@ -62,7 +62,15 @@ def _fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.T
     scale, shift = _bn_scale_shift(bn)
     w = conv.weight.float() * scale.view(-1, 1, 1, 1)
     b = shift if conv.bias is None else shift + conv.bias.float() * scale
-    return w.to(conv.weight.dtype), b.to(conv.weight.dtype)
+    return w.to(conv.weight.dtype).contiguous(memory_format=torch.channels_last), b.to(conv.weight.dtype)
+
+
+def channels_last_weights(module: nn.Module) -> None:
+    """Stores every conv weight of `module` channels_last (same values): a channels_last convolution would
+    otherwise copy its weight to that layout on every call."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
 
 
 class BottleneckIRSE(nn.Module):
@@ -91,6 +99,7 @@ class BottleneckIRSE(nn.Module):
         dtype = conv1.weight.dtype
         self.register_buffer("in_scale", scale.view(1, -1, 1, 1).to(dtype), persistent=False)
         self.register_buffer("in_shift", shift.view(1, -1, 1, 1).to(dtype), persistent=False)
+        channels_last_weights(conv1)
         w, b = _fold_bn(conv2, bn_out)
         self.register_buffer("conv2_weight", w, persistent=False)
         self.register_buffer("conv2_bias", b, persistent=False)
@@ -165,6 +174,8 @@ class Encoder4Editing(nn.Module):
         self.register_buffer("input_bias", b, persistent=False)
         for unit in self.body:
             unit.fuse()
+        channels_last_weights(self.latlayer1)
+        channels_last_weights(self.latlayer2)
         self.head_groups = nn.ModuleList([_HeadGroup(self.styles[lo:hi]) for lo, hi in self._row_groups()])
         self.fused = True
         return self
@@ -232,7 +243,7 @@ class _HeadGroup(nn.Module):
         self.n_convs = len(convs[0])
         for j in range(self.n_convs):
             layer = [c[j] for c in convs]
-            weight = torch.cat([c.weight for c in layer])
+            weight = torch.cat([c.weight for c in layer]).contiguous(memory_format=torch.channels_last)
             bias = torch.cat([c.bias for c in layer])
             for i, c in enumerate(layer):  # the blocks keep their names and values, now as views
                 c.weight.data = weight[i * self.channels:(i + 1) * self.channels]

@@ -125,6 +125,13 @@ class ModulatedConv2d(nn.Module):
         w = self.weight[0].float()
         self.register_buffer("weight_sq", w.pow(2).sum([2, 3]).t().contiguous().to(self.weight.dtype),
                              persistent=False)
+        # Same values, stored in the layout the channels_last convolution reads (the conv would otherwise copy
+        # the weight on every call): channels_last for conv2d, and for conv_transpose2d's (in, out, k, k) view.
+        cl = torch.channels_last
+        if self.upsample:
+            self.weight.data = self.weight.data[0].transpose(0, 1).contiguous(memory_format=cl).transpose(0, 1)[None]
+        else:
+            self.weight.data = self.weight.data[0].contiguous(memory_format=cl)[None]
 
     def fused_conv(self, x: torch.Tensor, style: torch.Tensor, bias: torch.Tensor | None = None,
                    gain: float = 1.0) -> torch.Tensor:
