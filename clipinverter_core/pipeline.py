@@ -95,6 +95,12 @@ class CLIPInverter:
         self.impl = impl
         self.device = torch.device(device or _autodevice())
         self.dtype = PRECISIONS[precision]
+        # The fast path in bf16/fp16 is mixed precision: weights and W+ codes stay float32, the generator's
+        # layers from 64x64 up compute in self.dtype, and so does the encoder in fp16; in bf16 (8-bit mantissa)
+        # the encoder stays float32, or w alone would move by ~1e-2. impl="ref" casts every network.
+        mixed = impl == "fast" and precision != "fp32"
+        self.gen_dtype = torch.float32 if mixed else self.dtype
+        self.enc_dtype = torch.float32 if mixed and precision == "bf16" else self.dtype
         self.precision = precision
         self.metadata = bundle.metadata
         self.size = bundle.stylegan_size
@@ -104,16 +110,18 @@ class CLIPInverter:
         what = bundle.path
         tensors = bundle.tensors
         if any(k.startswith("encoder.") for k in tensors):
-            self.encoder = self._load(Encoder4Editing, (self.n_latent,), bundle.section("encoder"), f"{what} (encoder)")
+            self.encoder = self._load(Encoder4Editing, (self.n_latent,), bundle.section("encoder"), f"{what} (encoder)",
+                                      self.enc_dtype)
             if "latent_avg" not in tensors:
                 raise CheckpointError(f"{what}: no 'latent_avg' beside the encoder")
-            self.latent_avg = tensors["latent_avg"].to(self.device, self.dtype)
+            self.latent_avg = tensors["latent_avg"].to(self.device, self.enc_dtype)
         if any(k.startswith("adapter.") for k in tensors):
             self.adapter = self._load(CLIPAdapter, (bundle.adapter_levels,), bundle.section("adapter"),
-                                      f"{what} (adapter)")
+                                      f"{what} (adapter)", self.enc_dtype)
         if any(k.startswith("generator.") for k in tensors):
             gen_sd = bundle.section("generator")
-            self.generator = self._load(Generator, (self.size, "lambdas.0" in gen_sd), gen_sd, f"{what} (generator)")
+            self.generator = self._load(Generator, (self.size, "lambdas.0" in gen_sd), gen_sd, f"{what} (generator)",
+                                        self.gen_dtype, low_precision=self.dtype if mixed else None)
         self._clip_sd = bundle.section("clip") or None
 
     @classmethod
@@ -122,13 +130,13 @@ class CLIPInverter:
         """Loads a bundle; `sections` (e.g. ('generator',)) loads only those networks."""
         return cls(load_bundle(path, "cpu", sections), device, precision, impl)
 
-    def _load(self, cls, args, sd, what):
+    def _load(self, cls, args, sd, what, dtype, **fuse_args):
         with torch.device("meta"):
             module = cls(*args)
         load_strict(module, sd, what)
-        module = module.to(self.device, self.dtype).eval().requires_grad_(False)
+        module = module.to(self.device, dtype).eval().requires_grad_(False)
         if self.impl == "fast" and hasattr(module, "fuse"):
-            module.fuse()  # after the cast: folds in float32, stores in self.dtype
+            module.fuse(**fuse_args)  # after the cast: folds in float32, stores in the module's dtype
         return module
 
     # --- CLIP -------------------------------------------------------------------------------------------------
@@ -178,7 +186,7 @@ class CLIPInverter:
         enc = self._need("encoder")
         if x.ndim != 4 or x.shape[1:] != (3, 256, 256):
             raise InputError(f"the encoder takes (B, 3, 256, 256) images, got {tuple(x.shape)}")
-        codes, feats = enc(x.to(self.device, self.dtype))
+        codes, feats = enc(x.to(self.device, self.enc_dtype))
         return codes + self.latent_avg, feats
 
     @torch.inference_mode()
@@ -186,7 +194,7 @@ class CLIPInverter:
                    levels=LEVELS) -> torch.Tensor:
         """CLIPAdapter edit: w_hat = w + strength * 0.1 * E_s(adapter(features, t))."""
         adapter, enc = self._need("adapter"), self._need("encoder")
-        t = t.to(self.device, self.dtype)
+        t = t.to(self.device, self.enc_dtype)
         delta = enc.heads(adapter(feats, t, levels))
         return w + (strength * EDIT_SCALE) * delta
 
@@ -195,8 +203,8 @@ class CLIPInverter:
         enc, adapter = self._need("encoder"), self._need("adapter")
         if x.ndim != 4 or x.shape[1:] != (3, 256, 256):
             raise InputError(f"the encoder takes (B, 3, 256, 256) images, got {tuple(x.shape)}")
-        feats = enc.backbone(x.to(self.device, self.dtype))
-        edited = adapter(feats, t.to(self.device, self.dtype), levels)
+        feats = enc.backbone(x.to(self.device, self.enc_dtype))
+        edited = adapter(feats, t.to(self.device, self.enc_dtype), levels)
         codes = enc.heads(Features(*(torch.cat(pair) for pair in zip(feats, edited))))
         w = codes[:len(x)] + self.latent_avg
         return w + (strength * EDIT_SCALE) * codes[len(x):], w
@@ -207,9 +215,9 @@ class CLIPInverter:
         gen = self._need("generator")
         if isinstance(latent, torch.Tensor):
             latent = Latent(latent)
-        w = latent.w.to(self.device, self.dtype)
-        conv = latent.conv.to(self.device, self.dtype) if latent.conv is not None else gen.split_wplus(w)[0]
-        return Latent(w, gen.remap(conv, t.to(self.device, self.dtype), strength))
+        w = latent.w.to(self.device, self.gen_dtype)
+        conv = latent.conv.to(self.device, self.gen_dtype) if latent.conv is not None else gen.split_wplus(w)[0]
+        return Latent(w, gen.remap(conv, t.to(self.device, self.gen_dtype), strength))
 
     @torch.inference_mode()
     def decode(self, latent: Latent | torch.Tensor) -> torch.Tensor:
@@ -217,10 +225,10 @@ class CLIPInverter:
         gen = self._need("generator")
         if isinstance(latent, torch.Tensor):
             latent = Latent(latent)
-        w = latent.w.to(self.device, self.dtype)
+        w = latent.w.to(self.device, self.gen_dtype)
         conv, rgb = gen.split_wplus(w)
         if latent.conv is not None:
-            conv = latent.conv.to(self.device, self.dtype)
+            conv = latent.conv.to(self.device, self.gen_dtype)
         return gen.synthesis(conv, rgb).float()
 
     @torch.inference_mode()

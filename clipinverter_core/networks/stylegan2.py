@@ -36,6 +36,7 @@ LR_MLP = 0.01                 # mapping network learning-rate multiplier
 BLUR_KERNEL = (1, 3, 3, 1)    # binomial FIR filter of every up/down-sampling step
 DEMOD_EPS = 1e-8
 REMAP_LAMBDA_SCALE = 0.9      # l_k = 0.9 * lambda_k, the official constant
+LOW_PRECISION_FROM = 64       # fused bf16/fp16: layers at this resolution and above compute in low precision
 CHANNELS = {4: 512, 8: 512, 16: 512, 32: 512, 64: 512, 128: 256, 256: 128, 512: 64, 1024: 32}  # multiplier 2
 
 
@@ -142,20 +143,22 @@ class ModulatedConv2d(nn.Module):
             d = torch.rsqrt(s.square() @ self.weight_sq + DEMOD_EPS) * gain    # (B, O)
         else:
             d = s.new_full((b, self.out_channel), gain)
-        bias = bias * gain if bias is not None else None
+        dt = x.dtype  # the compute dtype; styles and demodulation stay in the parameters' dtype
+        bias = (bias * gain).to(dt) if bias is not None else None
         weight = self.weight[0]
         if b == 1:  # everything folds into the one weight: a plain dense convolution
-            weight = weight * (s.view(1, -1, 1, 1) * d.view(-1, 1, 1, 1))
+            weight = (weight * (s.view(1, -1, 1, 1) * d.view(-1, 1, 1, 1))).to(dt)
             if not self.upsample:
                 return F.conv2d(x, weight, bias, padding=self.padding)
             out = self.blur(F.conv_transpose2d(x, weight.transpose(0, 1), stride=2))
             return out.add_(bias.view(1, -1, 1, 1)) if bias is not None else out
-        x = x * s.view(b, -1, 1, 1)  # input scaling: one dense conv with the shared weight for the whole batch
+        x = x * s.view(b, -1, 1, 1).to(dt)  # input scaling: one dense conv with the shared weight for the batch
+        weight = weight.to(dt)
         if self.upsample:
             out = self.blur(F.conv_transpose2d(x, weight.transpose(0, 1), stride=2))
         else:
             out = F.conv2d(x, weight, padding=self.padding)
-        d = d.view(b, -1, 1, 1)
+        d = d.view(b, -1, 1, 1).to(dt)
         return torch.addcmul(bias.view(1, -1, 1, 1), out, d, out=out) if bias is not None else out.mul_(d)
 
 
@@ -197,7 +200,7 @@ class StyledConv(nn.Module):
     def forward(self, x, style, noise):
         if self.fused:
             out = self.conv.fused_conv(x, style, self.activate.bias, LRELU_GAIN)   # lrelu(g*z) = g*lrelu(z)
-            out.add_(noise * (self.noise.weight * LRELU_GAIN))
+            out.add_((noise * (self.noise.weight * LRELU_GAIN)).to(out.dtype))
             return F.leaky_relu_(out, LRELU_SLOPE)
         return self.activate(self.noise(self.conv(x, style), noise))
 
@@ -213,7 +216,7 @@ class ToRGB(nn.Module):
 
     def forward(self, x, style, skip=None):
         if self.fused:
-            out = self.conv.fused_conv(x, style, self.bias.view(-1))
+            out = self.conv.fused_conv(x, style, self.bias.view(-1)).to(style.dtype)  # RGB sums in full precision
             return out.add_(self.upsample(skip)) if skip is not None else out
         out = self.conv(x, style) + self.bias
         if skip is not None:
@@ -262,10 +265,16 @@ class Generator(nn.Module):
             self.lambdas = nn.ParameterList([nn.Parameter(torch.empty(())) for _ in range(self.n_conv - 1)])
 
         self.fused = False
+        self.low_precision, self.low_precision_from = None, LOW_PRECISION_FROM
 
-    def fuse(self) -> "Generator":
+    def fuse(self, low_precision: torch.dtype | None = None, low_precision_from: int = LOW_PRECISION_FROM) -> "Generator":
         """Switches to the fast path (see the module docstring). Call once, after loading the weights; the
-        parameters are not changed, only derived buffers are added."""
+        parameters are not changed, only derived buffers are added.
+
+        `low_precision` (e.g. torch.bfloat16): the feature maps and conv weights of the layers at resolution
+        `low_precision_from` and above run in that dtype; codes, styles, demodulation, the low resolutions
+        and the RGB sums stay in the parameters' dtype (StyleGAN3 does the same for fp16)."""
+        self.low_precision, self.low_precision_from = low_precision, low_precision_from
         for m in self.modules():
             if isinstance(m, ModulatedConv2d):
                 m.fuse()
@@ -303,6 +312,8 @@ class Generator(nn.Module):
         skip = self.to_rgb1(out, rgb_codes[:, 0])
         for j in range(self.log_size - 2):
             up, same = self.convs[2 * j], self.convs[2 * j + 1]
+            if self.fused and self.low_precision is not None and 2 ** (j + 3) >= self.low_precision_from:
+                out = out.to(self.low_precision)
             out = up(out, conv_codes[:, 2 * j + 1], noises[2 * j + 1])
             out = same(out, conv_codes[:, 2 * j + 2], noises[2 * j + 2])
             skip = self.to_rgbs[j](out, rgb_codes[:, j + 1], skip)
