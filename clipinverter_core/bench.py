@@ -142,7 +142,7 @@ def run_bench(model_path: str | None, size: int, batches: list[int], precisions:
         "torch": torch.__version__, "python": platform.python_version(),
         "cuda": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
         "model": "stand-in" if tmp else os.path.abspath(model_path), "size": ref.size, "repeats": repeats,
-        "results": [],
+        "loadavg_start": os.getloadavg() if hasattr(os, "getloadavg") else None, "results": [],
     }
     g = torch.Generator().manual_seed(0)
     for precision in precisions:
@@ -187,6 +187,7 @@ def run_bench(model_path: str | None, size: int, batches: list[int], precisions:
         del fast
     if tmp is not None:
         tmp.cleanup()
+    report["loadavg_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     return report
 
 
