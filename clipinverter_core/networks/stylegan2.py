@@ -15,8 +15,10 @@ Two ways to compute the same synthesis:
 - after `Generator.fuse()` (once, after the weights are loaded): the fast path. Batch 1 folds style,
   demodulation, the activation gain and the bias into the conv weights (one dense conv, no grouped conv);
   larger batches scale the input by the style and the output by the demodulation around one dense conv
-  with the shared weight. The blur is a depthwise conv, noise and activation run in place, and the
-  feature maps are channels_last. The checkpoint's parameters are left untouched (state dicts still load).
+  with the shared weight. The blur is a depthwise conv (polyphase for the RGB upsampling), noise and
+  activation run in place, and the feature maps are channels_last. `fuse(low_precision=...)` runs the
+  layers from 64x64 up in bf16/fp16 with float32 styles and RGB sums. The parameters keep their values
+  (some are re-laid out channels_last), so state dicts still save and load.
 """
 from __future__ import annotations
 
@@ -59,7 +61,6 @@ class Blur(nn.Module):
         super().__init__()
         self.register_buffer("kernel", make_kernel(gain=gain))
         self.pad = pad
-
         self.impl = "ref"
 
     def forward(self, x):
@@ -282,7 +283,34 @@ class Generator(nn.Module):
                 m.impl = "fast"
             if isinstance(m, (StyledConv, ToRGB, Generator)):
                 m.fused = True
+        if self.has_remapper:
+            self._stack_remapper()
         return self
+
+    def _stack_remapper(self) -> None:
+        """The remapper's MLPs as stacked weights (n, in, out) for batched products; the MLPs' parameters
+        become views of them (no second copy)."""
+        for i in (0, 2, 5):  # the Linear layers of M_k
+            layers = [mlp[i] for mlp in self.affine_mlps]
+            weight = torch.stack([m.weight for m in layers])                          # (n, out, in)
+            bias = torch.stack([m.bias for m in layers])[:, None]                     # (n, 1, out)
+            for k, m in enumerate(layers):
+                m.weight.data, m.bias.data = weight[k], bias[k, 0]
+            self.register_buffer(f"remap_weight_{i}", weight, persistent=False)
+            self.register_buffer(f"remap_bias_{i}", bias, persistent=False)
+        norms = [mlp[3] for mlp in self.affine_mlps]
+        self.register_buffer("remap_norm_weight", torch.stack([m.weight for m in norms])[:, None], persistent=False)
+        self.register_buffer("remap_norm_bias", torch.stack([m.bias for m in norms])[:, None], persistent=False)
+        self.remap_norm_eps = norms[0].eps
+
+    def _remapper_mlps(self, t: torch.Tensor) -> torch.Tensor:
+        """All M_k(t) at once: (n, B, 512)."""
+        lin = lambda i, h: torch.baddbmm(getattr(self, f"remap_bias_{i}"), h,  # noqa: E731
+                                         getattr(self, f"remap_weight_{i}").transpose(1, 2))
+        h = F.relu_(lin(0, t.expand(len(self.affine_mlps), *t.shape)))
+        h = F.layer_norm(lin(2, h), (STYLE_DIM,), eps=self.remap_norm_eps)
+        h = F.relu_(torch.addcmul(self.remap_norm_bias, h, self.remap_norm_weight))
+        return lin(5, h)
 
     # --- codes -----------------------------------------------------------------------------------------
     def split_wplus(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -295,6 +323,10 @@ class Generator(nn.Module):
         if not self.has_remapper:
             raise ValueError("this generator has no CLIPRemapper weights")
         assert t.shape[0] == conv_codes.shape[0], (tuple(t.shape), tuple(conv_codes.shape))
+        if self.fused:
+            lam = torch.stack(list(self.lambdas)).view(1, -1, 1) * (REMAP_LAMBDA_SCALE * strength)
+            mapped = self._remapper_mlps(t).transpose(0, 1)                              # (B, n, 512)
+            return torch.cat([conv_codes[:, :1], conv_codes[:, 1:] * (1 - lam) + mapped * lam], 1)
         rows = [conv_codes[:, 0]]
         for k, (mlp, lam) in enumerate(zip(self.affine_mlps, self.lambdas)):
             l_k = lam * REMAP_LAMBDA_SCALE * strength
