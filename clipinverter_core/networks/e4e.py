@@ -57,20 +57,20 @@ def _bn_scale_shift(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     return scale, bn.bias.float() - bn.running_mean.float() * scale
 
 
-def _fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+def _fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d, fmt=torch.channels_last) -> tuple[torch.Tensor, torch.Tensor]:
     """Weight and bias of conv followed by bn, as one conv (computed in float32, cast back)."""
     scale, shift = _bn_scale_shift(bn)
     w = conv.weight.float() * scale.view(-1, 1, 1, 1)
     b = shift if conv.bias is None else shift + conv.bias.float() * scale
-    return w.to(conv.weight.dtype).contiguous(memory_format=torch.channels_last), b.to(conv.weight.dtype)
+    return w.to(conv.weight.dtype).contiguous(memory_format=fmt), b.to(conv.weight.dtype)
 
 
-def channels_last_weights(module: nn.Module) -> None:
+def channels_last_weights(module: nn.Module, fmt=torch.channels_last) -> None:
     """Stores every conv weight of `module` channels_last (same values): a channels_last convolution would
     otherwise copy its weight to that layout on every call."""
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
-            m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
+            m.weight.data = m.weight.data.contiguous(memory_format=fmt)
 
 
 class BottleneckIRSE(nn.Module):
@@ -93,18 +93,18 @@ class BottleneckIRSE(nn.Module):
 
         self.fused = False
 
-    def fuse(self) -> None:
+    def fuse(self, fmt=torch.channels_last) -> None:
         bn_in, conv1, prelu, conv2, bn_out, _ = self.res_layer
         scale, shift = _bn_scale_shift(bn_in)
         dtype = conv1.weight.dtype
         self.register_buffer("in_scale", scale.view(1, -1, 1, 1).to(dtype), persistent=False)
         self.register_buffer("in_shift", shift.view(1, -1, 1, 1).to(dtype), persistent=False)
-        channels_last_weights(conv1)
-        w, b = _fold_bn(conv2, bn_out)
+        channels_last_weights(conv1, fmt)
+        w, b = _fold_bn(conv2, bn_out, fmt)
         self.register_buffer("conv2_weight", w, persistent=False)
         self.register_buffer("conv2_bias", b, persistent=False)
         if self.shortcut_layer is not None:
-            w, b = _fold_bn(*self.shortcut_layer)
+            w, b = _fold_bn(*self.shortcut_layer, fmt)
             self.register_buffer("shortcut_weight", w, persistent=False)
             self.register_buffer("shortcut_bias", b, persistent=False)
         self.fused = True
@@ -167,16 +167,17 @@ class Encoder4Editing(nn.Module):
 
         self.fused = False
 
-    def fuse(self) -> "Encoder4Editing":
+    def fuse(self, backbone_format=torch.channels_last, heads_format=torch.channels_last) -> "Encoder4Editing":
         """Switches to the fast path (see the module docstring). Call once, after loading the weights."""
-        w, b = _fold_bn(self.input_layer[0], self.input_layer[1])
+        self.backbone_format = backbone_format
+        w, b = _fold_bn(self.input_layer[0], self.input_layer[1], backbone_format)
         self.register_buffer("input_weight", w, persistent=False)
         self.register_buffer("input_bias", b, persistent=False)
         for unit in self.body:
-            unit.fuse()
-        channels_last_weights(self.latlayer1)
-        channels_last_weights(self.latlayer2)
-        self.head_groups = nn.ModuleList([_HeadGroup(self.styles[lo:hi]) for lo, hi in self._row_groups()])
+            unit.fuse(backbone_format)
+        channels_last_weights(self.latlayer1, backbone_format)
+        channels_last_weights(self.latlayer2, backbone_format)
+        self.head_groups = nn.ModuleList([_HeadGroup(self.styles[lo:hi], heads_format) for lo, hi in self._row_groups()])
         self.fused = True
         return self
 
@@ -188,7 +189,7 @@ class Encoder4Editing(nn.Module):
     def backbone(self, x: torch.Tensor) -> Features:
         """x: (B, 3, 256, 256) in [-1, 1] -> the three taps."""
         if self.fused:
-            x = x.contiguous(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=self.backbone_format)
             x = self.input_layer[2](F.conv2d(x, self.input_weight, self.input_bias, 1, 1))
         else:
             x = self.input_layer(x)
@@ -236,14 +237,15 @@ class _HeadGroup(nn.Module):
     the later convs are grouped (groups = n), the linears one batched product. The blocks' conv weights are
     re-pointed to views of the grouped weights (no second copy); the linears' scales are folded in."""
 
-    def __init__(self, blocks):
+    def __init__(self, blocks, fmt=torch.channels_last):
         super().__init__()
+        self.fmt = fmt
         self.n, self.channels = len(blocks), blocks[0].channels
         convs = [[m for m in b.convs if isinstance(m, nn.Conv2d)] for b in blocks]
         self.n_convs = len(convs[0])
         for j in range(self.n_convs):
             layer = [c[j] for c in convs]
-            weight = torch.cat([c.weight for c in layer]).contiguous(memory_format=torch.channels_last)
+            weight = torch.cat([c.weight for c in layer]).contiguous(memory_format=fmt)
             bias = torch.cat([c.bias for c in layer])
             for i, c in enumerate(layer):  # the blocks keep their names and values, now as views
                 c.weight.data = weight[i * self.channels:(i + 1) * self.channels]
@@ -258,6 +260,7 @@ class _HeadGroup(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, C, S, S) -> (B, n, C)."""
+        x = x.contiguous(memory_format=self.fmt)
         for j in range(self.n_convs):
             x = F.conv2d(x, getattr(self, f"weight_{j}"), getattr(self, f"bias_{j}"), stride=2, padding=1,
                          groups=1 if j == 0 else self.n)
