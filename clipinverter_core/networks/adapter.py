@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .e4e import Features, channels_last_weights
+from .e4e import Features
 from .layers import PixelNorm
 
 EMBED_DIM = 512
@@ -62,11 +62,6 @@ class CLIPAdapter(nn.Module):
         self.levels = tuple(lv for lv in LEVELS if lv in levels)
         for lv in self.levels:
             setattr(self, f"{lv}_mapping", SubTextMapper(LEVEL_CHANNELS[lv]))
-
-    def fuse(self) -> "CLIPAdapter":
-        """Fast path: the conv weights are stored channels_last (the encoder's fast maps are channels_last)."""
-        channels_last_weights(self)
-        return self
 
     def forward(self, feats: Features, t: torch.Tensor, levels=LEVELS) -> Features:
         """Modulates the maps of `levels` (those the checkpoint holds); the others pass through."""

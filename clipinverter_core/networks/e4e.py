@@ -9,9 +9,9 @@ Names follow `e4e_ffhq_encode.pt` after stripping 'encoder.' (`input_layer`, `bo
 
 As loaded, the modules compute the official formulation (unfused BatchNorm, one head at a time): the
 reference. `Encoder4Editing.fuse()` (once, after loading) switches to the fast path: the BatchNorms that
-follow a convolution are folded into it, the one before a padded convolution becomes one affine op, the
-feature maps are channels_last, and the heads that read the same map run together: their first convs as
-one wide conv, the later ones as a grouped conv (groups = heads), their linears as one batched product.
+follow a convolution are folded into it, the one before a padded convolution becomes one affine op, and
+the heads that read the same map run together: their first convs as one wide conv, the later ones as a
+grouped conv (groups = heads), their linears as one batched product.
 The checkpoint's parameters stay loadable (the heads' conv weights become views of the grouped weights).
 """
 from __future__ import annotations
@@ -167,8 +167,11 @@ class Encoder4Editing(nn.Module):
 
         self.fused = False
 
-    def fuse(self, backbone_format=torch.channels_last, heads_format=torch.channels_last) -> "Encoder4Editing":
-        """Switches to the fast path (see the module docstring). Call once, after loading the weights."""
+    def fuse(self, backbone_format=torch.contiguous_format, heads_format=torch.contiguous_format) -> "Encoder4Editing":
+        """Switches to the fast path (see the module docstring). Call once, after loading the weights.
+
+        The default memory format is NCHW: on an idle 2-core CPU, channels_last made the encoder ~20% slower
+        end to end (BENCHMARKS.md), while it helps the generator's high-resolution convs."""
         self.backbone_format = backbone_format
         w, b = _fold_bn(self.input_layer[0], self.input_layer[1], backbone_format)
         self.register_buffer("input_weight", w, persistent=False)
