@@ -79,7 +79,7 @@ def main():
         enc = enc.eval()
         fused = copy.deepcopy(enc).fuse()
         img = torch.rand(1, 3, 256, 256, generator=g) * 2 - 1
-        pair("e4e backbone, batch 1: official -> folded BN + channels_last",
+        pair("e4e backbone, batch 1: official -> folded BatchNorm (NCHW)",
              lambda: enc.backbone(img), lambda: fused.backbone(img), n)
         feats, ffeats = enc.backbone(img), fused.backbone(img)
         pair("e4e heads (18), batch 1: one at a time -> wide/grouped convs",
