@@ -1,5 +1,5 @@
 """What each optimisation of the fast path buys, measured alone: A/B pairs run interleaved in one process,
-medians of several repeats (the machine may be shared). Usage: python benchmarks/ablations.py [--repeats N]
+medians of several repeats (the machine may be shared). Usage: PYTHONPATH=. python benchmarks/ablations.py [--repeats N]
 
 Prints one line per pair: the reference-style op, the fast op, their medians (ms) and the ratio."""
 from __future__ import annotations
@@ -82,8 +82,13 @@ def main():
         pair("e4e backbone, batch 1: official -> folded BatchNorm (NCHW)",
              lambda: enc.backbone(img), lambda: fused.backbone(img), n)
         feats, ffeats = enc.backbone(img), fused.backbone(img)
-        pair("e4e heads (18), batch 1: one at a time -> wide/grouped convs",
+        pair("e4e heads (18), batch 1: one at a time -> wide first conv + split",
              lambda: enc.heads(feats), lambda: fused.heads(ffeats), n)
+        grouped = copy.deepcopy(fused)
+        for group in grouped.head_groups:
+            group.split = False
+        pair("  later head convs: one head at a time -> one grouped conv",
+             lambda: fused.heads(ffeats), lambda: grouped.heads(ffeats), n)
         both = type(ffeats)(*(torch.cat([f, f]) for f in ffeats))
         pair("  the edit's two head passes: two calls -> one batch of 2",
              lambda: (fused.heads(ffeats), fused.heads(ffeats)), lambda: fused.heads(both), n)
