@@ -1,4 +1,4 @@
-"""Command line: `python -m clipinverter_core {convert,info,edit,align,standin} ...`."""
+"""Command line: `python -m clipinverter_core {convert,info,edit,align,download,standin,bench} ...`."""
 from __future__ import annotations
 
 import argparse
@@ -77,6 +77,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True)
     s.add_argument("--size", type=int, default=256, help="StyleGAN output size")
     s.add_argument("--seed", type=int, default=0)
+
+    b = sub.add_parser("bench", help="time the fast edit against the reference edit (same weights, same process)")
+    b.add_argument("--model", default=None, help="bundle (.safetensors); default: stand-in random weights")
+    b.add_argument("--size", type=int, default=1024, help="StyleGAN size of the stand-in weights")
+    b.add_argument("--batch", default="1", help="comma-separated batch sizes, e.g. 1,8,32")
+    b.add_argument("--precision", default="fp32", help="precisions of the fast path, comma-separated: fp32,bf16,fp16")
+    b.add_argument("--device", default="cpu", help="cpu or cuda")
+    b.add_argument("--repeats", type=int, default=3, help="timed rounds after one warm-up round")
+    b.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     return ap
 
 
@@ -188,11 +197,17 @@ def cmd_standin(a) -> int:
     return 0
 
 
+def cmd_bench(a) -> int:
+    from .bench import cmd_bench as bench
+
+    return bench(a)
+
+
 def main(argv=None) -> int:
     a = _parser().parse_args(argv)
     try:
         return {"convert": cmd_convert, "info": cmd_info, "edit": cmd_edit, "align": cmd_align,
-                "standin": cmd_standin, "download": cmd_download}[a.cmd](a)
+                "standin": cmd_standin, "download": cmd_download, "bench": cmd_bench}[a.cmd](a)
     except (CLIPInverterError, FileNotFoundError) as e:
         msg = str(e) if not isinstance(e, FileNotFoundError) or not e.filename else f"no file at {e.filename}"
         print(f"error: {msg}", file=sys.stderr)

@@ -23,6 +23,7 @@ from .weights import Bundle, load_bundle, load_strict
 EDIT_SCALE = 0.1  # w_hat = w + 0.1 * delta: the official constant
 TEXT_CHUNK = 256  # prompts per CLIP call
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+IMPLS = ("fast", "ref")  # fast: fused networks (BENCHMARKS.md); ref: the official formulation, step for step
 
 
 @dataclass
@@ -91,13 +92,27 @@ def _autodevice() -> str:
 
 
 class CLIPInverter:
-    """The networks of one bundle on one device, in one precision. Stateless between calls."""
+    """The networks of one bundle on one device, in one precision. Stateless between calls.
 
-    def __init__(self, bundle: Bundle, device: str | torch.device | None = None, precision: str = "fp32"):
+    `impl="fast"` (default) fuses the encoder and the generator after loading (folded BatchNorm, grouped
+    heads, modulation folded into dense convs, channels_last); `impl="ref"` keeps the official formulation.
+    Both compute the same edit (float32: relative L2 ~1e-6 apart)."""
+
+    def __init__(self, bundle: Bundle, device: str | torch.device | None = None, precision: str = "fp32",
+                 impl: str = "fast"):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        self.impl = impl
         self.device = torch.device(device or _autodevice())
         self.dtype = PRECISIONS[precision]
+        # The fast path in bf16/fp16 is mixed precision: weights and W+ codes stay float32, the generator's
+        # layers from 64x64 up compute in self.dtype, and so does the encoder in fp16; in bf16 (8-bit mantissa)
+        # the encoder stays float32, or w alone would move by ~1e-2. impl="ref" casts every network.
+        mixed = impl == "fast" and precision != "fp32"
+        self.gen_dtype = torch.float32 if mixed else self.dtype
+        self.enc_dtype = torch.float32 if mixed and precision == "bf16" else self.dtype
         self.precision = precision
         self.metadata = bundle.metadata
         self.size = bundle.stylegan_size
@@ -107,30 +122,35 @@ class CLIPInverter:
         what = bundle.path
         tensors = bundle.tensors
         if any(k.startswith("encoder.") for k in tensors):
-            self.encoder = self._load(Encoder4Editing, (self.n_latent,), bundle.section("encoder"), f"{what} (encoder)")
+            self.encoder = self._load(Encoder4Editing, (self.n_latent,), bundle.section("encoder"), f"{what} (encoder)",
+                                      self.enc_dtype)
             if "latent_avg" not in tensors:
                 raise CheckpointError(f"{what}: no 'latent_avg' beside the encoder")
-            self.latent_avg = tensors["latent_avg"].to(self.device, self.dtype)
+            self.latent_avg = tensors["latent_avg"].to(self.device, self.enc_dtype)
         if any(k.startswith("adapter.") for k in tensors):
             self.adapter = self._load(CLIPAdapter, (bundle.adapter_levels,), bundle.section("adapter"),
-                                      f"{what} (adapter)")
+                                      f"{what} (adapter)", self.enc_dtype)
         if any(k.startswith("generator.") for k in tensors):
             gen_sd = bundle.section("generator")
-            self.generator = self._load(Generator, (self.size, "lambdas.0" in gen_sd), gen_sd, f"{what} (generator)")
+            self.generator = self._load(Generator, (self.size, "lambdas.0" in gen_sd), gen_sd, f"{what} (generator)",
+                                        self.gen_dtype, low_precision=self.dtype if mixed else None)
         self._clip_sd = bundle.section("clip") or None
 
     @classmethod
     def from_bundle(cls, path: str, device: str | torch.device | None = None, precision: str = "fp32",
-                    sections=None, mmap: bool = True) -> "CLIPInverter":
+                    sections=None, mmap: bool = True, impl: str = "fast") -> "CLIPInverter":
         """Loads a bundle; `sections` (e.g. ('generator',)) loads only those networks; `mmap=False` copies the
         weights into memory instead of mapping the file (see weights.load_bundle)."""
-        return cls(load_bundle(path, "cpu", sections, mmap), device, precision)
+        return cls(load_bundle(path, "cpu", sections, mmap), device, precision, impl)
 
-    def _load(self, cls, args, sd, what):
+    def _load(self, cls, args, sd, what, dtype, **fuse_args):
         with torch.device("meta"):
             module = cls(*args)
         load_strict(module, sd, what)
-        return module.to(self.device, self.dtype).eval().requires_grad_(False)
+        module = module.to(self.device, dtype).eval().requires_grad_(False)
+        if self.impl == "fast" and hasattr(module, "fuse"):
+            module.fuse(**fuse_args)  # after the cast: folds in float32, stores in the module's dtype
+        return module
 
     # --- CLIP -------------------------------------------------------------------------------------------------
     @property
@@ -187,7 +207,7 @@ class CLIPInverter:
         enc = self._need("encoder")
         if x.ndim != 4 or x.shape[1:] != (3, 256, 256):
             raise InputError(f"the encoder takes (B, 3, 256, 256) images, got {tuple(x.shape)}")
-        codes, feats = enc(x.to(self.device, self.dtype))
+        codes, feats = enc(x.to(self.device, self.enc_dtype))
         return codes + self.latent_avg, feats
 
     @torch.inference_mode()
@@ -196,14 +216,29 @@ class CLIPInverter:
         """CLIPAdapter edit: w_hat = w + strength * 0.1 * E_s(adapter(features, t)), on the W+ rows of `levels`
         (coarse: rows 0-2, medium: 3-6, fine: 7 on, as the e4e heads read them); the other rows keep w."""
         adapter, enc = self._need("adapter"), self._need("encoder")
-        t = t.to(self.device, self.dtype)
-        delta = enc.heads(adapter(feats, t))
-        rows = level_rows(levels, self.n_latent)
-        if len(rows) < self.n_latent:
-            keep = torch.zeros(self.n_latent, 1, device=delta.device, dtype=delta.dtype)
-            keep[rows] = 1
-            delta = delta * keep
+        t = t.to(self.device, self.enc_dtype)
+        delta = self._on_levels(enc.heads(adapter(feats, t)), levels)
         return w + (strength * EDIT_SCALE) * delta
+
+    def _invert_and_edit(self, x, t, strength, levels):
+        """invert + edit_codes with one pass of the heads over both feature sets (a batch of 2B)."""
+        enc, adapter = self._need("encoder"), self._need("adapter")
+        if x.ndim != 4 or x.shape[1:] != (3, 256, 256):
+            raise InputError(f"the encoder takes (B, 3, 256, 256) images, got {tuple(x.shape)}")
+        feats = enc.backbone(x.to(self.device, self.enc_dtype))
+        edited = adapter(feats, t.to(self.device, self.enc_dtype))
+        codes = enc.heads(Features(*(torch.cat(pair) for pair in zip(feats, edited))))
+        w = codes[:len(x)] + self.latent_avg
+        return w + (strength * EDIT_SCALE) * self._on_levels(codes[len(x):], levels), w
+
+    def _on_levels(self, delta: torch.Tensor, levels) -> torch.Tensor:
+        """delta on the W+ rows of `levels`, zero on the others."""
+        rows = level_rows(levels, self.n_latent)
+        if len(rows) == self.n_latent:
+            return delta
+        keep = torch.zeros(self.n_latent, 1, device=delta.device, dtype=delta.dtype)
+        keep[rows] = 1
+        return delta * keep
 
     @torch.inference_mode()
     def remap(self, latent: Latent | torch.Tensor, t: torch.Tensor, strength: float = 1.0) -> Latent:
@@ -211,9 +246,9 @@ class CLIPInverter:
         gen = self._need("generator")
         if isinstance(latent, torch.Tensor):
             latent = Latent(latent)
-        w = latent.w.to(self.device, self.dtype)
-        conv = latent.conv.to(self.device, self.dtype) if latent.conv is not None else gen.split_wplus(w)[0]
-        return Latent(w, gen.remap(conv, t.to(self.device, self.dtype), strength))
+        w = latent.w.to(self.device, self.gen_dtype)
+        conv = latent.conv.to(self.device, self.gen_dtype) if latent.conv is not None else gen.split_wplus(w)[0]
+        return Latent(w, gen.remap(conv, t.to(self.device, self.gen_dtype), strength))
 
     @torch.inference_mode()
     def decode(self, latent: Latent | torch.Tensor) -> torch.Tensor:
@@ -221,10 +256,10 @@ class CLIPInverter:
         gen = self._need("generator")
         if isinstance(latent, torch.Tensor):
             latent = Latent(latent)
-        w = latent.w.to(self.device, self.dtype)
+        w = latent.w.to(self.device, self.gen_dtype)
         conv, rgb = gen.split_wplus(w)
         if latent.conv is not None:
-            conv = latent.conv.to(self.device, self.dtype)
+            conv = latent.conv.to(self.device, self.gen_dtype)
         return gen.synthesis(conv, rgb).float()
 
     @torch.inference_mode()
@@ -237,8 +272,11 @@ class CLIPInverter:
 
         def run(a, b):
             xs, ts = x[idx_x[a:b]], t[idx_t[a:b]].to(self.device)
-            w, feats = self.invert(xs)
-            w_hat = self.edit_codes(w, feats, ts, strength, levels)
+            if self.impl == "fast":
+                w_hat, w = self._invert_and_edit(xs, ts, strength, levels)
+            else:
+                w, feats = self.invert(xs)
+                w_hat = self.edit_codes(w, feats, ts, strength, levels)
             latent = self.remap(w_hat, ts, remap_strength) if remap_strength != 0 else Latent(w_hat)
             return ts.float(), w.float(), w_hat.float(), latent, self.decode(latent)
 

@@ -8,7 +8,10 @@ from clipinverter_core.ops import fused_leaky_relu, upfirdn2d
 
 @pytest.mark.parametrize("up,down,pad,gain", [
     (1, 1, (2, 1), 1.0),     # ModulatedConv2d's blur after a transposed conv
-    (2, 1, (2, 1), 4.0),     # ToRGB skip upsampling
+    (2, 1, (2, 1), 4.0),     # ToRGB skip upsampling (polyphase)
+    (2, 1, (1, 2), 4.0),     # polyphase, other phase offsets
+    (4, 1, (1, 2), 16.0),    # polyphase, factor 4
+    (2, 1, (1, 1), 4.0),     # an odd output size: zero insertion
     (1, 2, (1, 1), 1.0),     # downsampling
     (1, 1, (-1, 2), 1.0),    # a negative pad crops
 ])

@@ -63,15 +63,14 @@ class CLIPAdapter(nn.Module):
         for lv in self.levels:
             setattr(self, f"{lv}_mapping", SubTextMapper(LEVEL_CHANNELS[lv]))
 
-    def forward(self, feats: Features, t: torch.Tensor, levels=LEVELS) -> Features:
-        """Modulates the maps of `levels` (those the checkpoint holds); the others pass through."""
+    def forward(self, feats: Features, t: torch.Tensor) -> Features:
+        """Modulates the maps whose mappers the checkpoint holds; the others pass through."""
         c1, c2, c3 = feats
         t = t.to(c1.dtype)
-        use = lambda lv: lv in levels and lv in self.levels  # noqa: E731
-        if use("coarse"):
+        if "coarse" in self.levels:
             c3 = self.coarse_mapping(c3, t)
-        if use("medium"):
+        if "medium" in self.levels:
             c2 = self.medium_mapping(c2, t)
-        if use("fine"):
+        if "fine" in self.levels:
             c1 = self.fine_mapping(c1, t)
         return Features(c1, c2, c3)

@@ -38,3 +38,10 @@ class EqualLinear(nn.Module):
         if self.activation:
             return fused_leaky_relu(F.linear(x, weight), bias)
         return F.linear(x, weight, bias)
+
+    def fused(self, x: torch.Tensor) -> torch.Tensor:
+        """The same map with the scale applied to the input, not to a copy of the weight (fast paths)."""
+        bias = self.bias * self.lr_mul if self.bias is not None else None
+        if self.activation:
+            return fused_leaky_relu(F.linear(x * self.scale, self.weight), bias)
+        return F.linear(x * self.scale, self.weight, bias)
