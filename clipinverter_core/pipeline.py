@@ -220,16 +220,30 @@ class CLIPInverter:
         delta = self._on_levels(enc.heads(adapter(feats, t)), levels)
         return w + (strength * EDIT_SCALE) * delta
 
-    def _invert_and_edit(self, x, t, strength, levels):
-        """invert + edit_codes with one pass of the heads over both feature sets (a batch of 2B)."""
-        enc, adapter = self._need("encoder"), self._need("adapter")
+    @torch.inference_mode()
+    def features(self, x: torch.Tensor) -> Features:
+        """x (B, 3, 256, 256) in [-1, 1] -> the encoder backbone's three feature maps."""
+        enc = self._need("encoder")
         if x.ndim != 4 or x.shape[1:] != (3, 256, 256):
             raise InputError(f"the encoder takes (B, 3, 256, 256) images, got {tuple(x.shape)}")
-        feats = enc.backbone(x.to(self.device, self.enc_dtype))
+        return enc.backbone(x.to(self.device, self.enc_dtype))
+
+    @torch.inference_mode()
+    def edit_features(self, feats: Features, t: torch.Tensor, strength: float = 1.0,
+                      levels=LEVELS) -> tuple[torch.Tensor, torch.Tensor]:
+        """(w, w_hat) from backbone features: the inversion and the CLIPAdapter edit. The fast path runs the
+        heads once over both feature sets (a batch of 2B); the CLI, the API and the nodes all edit through here,
+        so they give the same numbers."""
+        enc, adapter = self._need("encoder"), self._need("adapter")
         edited = adapter(feats, t.to(self.device, self.enc_dtype))
-        codes = enc.heads(Features(*(torch.cat(pair) for pair in zip(feats, edited))))
-        w = codes[:len(x)] + self.latent_avg
-        return w + (strength * EDIT_SCALE) * self._on_levels(codes[len(x):], levels), w
+        if self.impl == "fast":
+            n = feats.c1.shape[0]
+            codes = enc.heads(Features(*(torch.cat(pair) for pair in zip(feats, edited))))
+            codes, delta = codes[:n], codes[n:]
+        else:
+            codes, delta = enc.heads(feats), enc.heads(edited)
+        w = codes + self.latent_avg
+        return w, w + (strength * EDIT_SCALE) * self._on_levels(delta, levels)
 
     def _on_levels(self, delta: torch.Tensor, levels) -> torch.Tensor:
         """delta on the W+ rows of `levels`, zero on the others."""
@@ -272,11 +286,7 @@ class CLIPInverter:
 
         def run(a, b):
             xs, ts = x[idx_x[a:b]], t[idx_t[a:b]].to(self.device)
-            if self.impl == "fast":
-                w_hat, w = self._invert_and_edit(xs, ts, strength, levels)
-            else:
-                w, feats = self.invert(xs)
-                w_hat = self.edit_codes(w, feats, ts, strength, levels)
+            w, w_hat = self.edit_features(self.features(xs), ts, strength, levels)
             latent = self.remap(w_hat, ts, remap_strength) if remap_strength != 0 else Latent(w_hat)
             return ts.float(), w.float(), w_hat.float(), latent, self.decode(latent)
 

@@ -71,16 +71,15 @@ class InvertEdit(io.ComfyNode):
         levels = tuple(lv for lv, on in zip(LEVELS, (coarse, medium, fine)) if on)
         x = images_to_encoder_input(image)
         idx_x, idx_t = pair_indices(x.shape[0], embedding.shape[0], "images", "embeddings")
-        inverted = {}  # one inversion per face, reused by its edits
+        features = {}  # one backbone pass per face, reused by its edits
 
         def work(inv, i):
             j = idx_x[i]
-            if j not in inverted:
-                inverted.clear()
-                inverted[j] = inv.invert(x[j:j + 1])
-            w, feats = inverted[j]
+            if j not in features:
+                features.clear()
+                features[j] = inv.features(x[j:j + 1])
             t = embedding[idx_t[i]:idx_t[i] + 1]
-            return to_cpu(Latent(inv.edit_codes(w, feats, t, strength, levels)))
+            return to_cpu(Latent(inv.edit_features(features[j], t, strength, levels)[1]))
 
         return io.NodeOutput(cat_latents(run_items(model, len(idx_x), work)))
 
