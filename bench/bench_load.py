@@ -4,7 +4,7 @@
 
 DIR holds pretrained_faces.pt, e4e_ffhq_encode.pt and ViT-B-32.pt. Both paths run in this process,
 interleaved, from a warm page cache (each file is read once before timing). The reference path is what the
-official code does before it can build its networks: torch.load(map_location='cpu') of each file
+official code does before it can build its networks: torch.load of each file onto the CPU
 (weights_only=True here, which is what torch >= 2.6 does by default). Ours is everything up to ready
 modules: CLIPInverter.from_bundle plus building CLIP, on the CPU in float32, with the networks in the official
 formulation (impl="ref"). The bundle is memory-mapped, so its pages are read on first use;
