@@ -10,7 +10,7 @@ image = G(remap(w_hat, t, beta)).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -41,8 +41,9 @@ class Latent:
         return self.w.shape[0]
 
     @property
-    def remapped(self) -> bool:
-        return self.conv is not None
+    def conv_codes(self) -> torch.Tensor:
+        """The styled-conv codes it decodes with: the remapped ones, or the first n_latent - 1 W+ rows."""
+        return self.conv if self.conv is not None else self.w[:, :-1]
 
     def index(self, idx) -> "Latent":
         return Latent(self.w[idx], None if self.conv is None else self.conv[idx])
@@ -58,7 +59,6 @@ class EditResult:
     w_hat: torch.Tensor           # (B, n_latent, 512) edited codes
     latent: Latent                # w_hat with the remapped conv codes
     image: torch.Tensor           # (B, 3, size, size), unclamped
-    extras: dict = field(default_factory=dict)
 
 
 def pair_indices(n_a: int, n_b: int, what_a: str = "images", what_b: str = "prompts"):
@@ -204,11 +204,8 @@ class CLIPInverter:
     @torch.inference_mode()
     def invert(self, x: torch.Tensor) -> tuple[torch.Tensor, Features]:
         """x (B, 3, 256, 256) in [-1, 1] -> (w (B, n_latent, 512) with latent_avg, backbone features)."""
-        enc = self._need("encoder")
-        if x.ndim != 4 or x.shape[1:] != (3, 256, 256):
-            raise InputError(f"the encoder takes (B, 3, 256, 256) images, got {tuple(x.shape)}")
-        codes, feats = enc(x.to(self.device, self.enc_dtype))
-        return codes + self.latent_avg, feats
+        feats = self.features(x)
+        return self.encoder.heads(feats) + self.latent_avg, feats
 
     @torch.inference_mode()
     def edit_codes(self, w: torch.Tensor, feats: Features, t: torch.Tensor, strength: float = 1.0,
@@ -261,7 +258,7 @@ class CLIPInverter:
         if isinstance(latent, torch.Tensor):
             latent = Latent(latent)
         w = latent.w.to(self.device, self.gen_dtype)
-        conv = latent.conv.to(self.device, self.gen_dtype) if latent.conv is not None else gen.split_wplus(w)[0]
+        conv = latent.conv_codes.to(self.device, self.gen_dtype)
         return Latent(w, gen.remap(conv, t.to(self.device, self.gen_dtype), strength))
 
     @torch.inference_mode()
@@ -270,11 +267,8 @@ class CLIPInverter:
         gen = self._need("generator")
         if isinstance(latent, torch.Tensor):
             latent = Latent(latent)
-        w = latent.w.to(self.device, self.gen_dtype)
-        conv, rgb = gen.split_wplus(w)
-        if latent.conv is not None:
-            conv = latent.conv.to(self.device, self.gen_dtype)
-        return gen.synthesis(conv, rgb).float()
+        rgb = gen.split_wplus(latent.w.to(self.device, self.gen_dtype))[1]
+        return gen.synthesis(latent.conv_codes.to(self.device, self.gen_dtype), rgb).float()
 
     @torch.inference_mode()
     def edit(self, x: torch.Tensor, t: torch.Tensor, strength: float = 1.0, remap_strength: float = 1.0,

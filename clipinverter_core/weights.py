@@ -35,10 +35,6 @@ class Bundle:
         return int(self.metadata["stylegan_size"])
 
     @property
-    def components(self) -> list[str]:
-        return json.loads(self.metadata["components"])
-
-    @property
     def adapter_levels(self) -> list[str]:
         return json.loads(self.metadata.get("adapter_levels", "[]"))
 

@@ -17,11 +17,6 @@ FORMAT_VERSION = "1"
 EXTENSION = ".safetensors"
 
 
-def conv_codes(latent: Latent) -> torch.Tensor:
-    """The styled-conv codes a latent decodes with: remapped ones, or its first n_latent - 1 W+ rows."""
-    return latent.conv if latent.conv is not None else latent.w[:, :-1]
-
-
 class BlendLatents(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -48,7 +43,7 @@ class BlendLatents(io.ComfyNode):
         ia, ib = pair_indices(len(latent_a), len(latent_b), "latents in a", "latents in b")
         a, b = latent_a.index(ia), latent_b.index(ib)
         w = torch.lerp(a.w, b.w, ratio)
-        conv = None if (a.conv is None and b.conv is None) else torch.lerp(conv_codes(a), conv_codes(b), ratio)
+        conv = None if (a.conv is None and b.conv is None) else torch.lerp(a.conv_codes, b.conv_codes, ratio)
         return io.NodeOutput(Latent(w, conv))
 
 

@@ -323,6 +323,7 @@ class Generator(nn.Module):
         if not self.has_remapper:
             raise ValueError("this generator has no CLIPRemapper weights")
         assert t.shape[0] == conv_codes.shape[0], (tuple(t.shape), tuple(conv_codes.shape))
+        assert conv_codes.ndim == 3 and conv_codes.shape[1] == self.n_conv, (tuple(conv_codes.shape), self.n_conv)
         if self.fused:
             lam = torch.stack(list(self.lambdas)).view(1, -1, 1) * (REMAP_LAMBDA_SCALE * strength)
             mapped = self._remapper_mlps(t).transpose(0, 1)                              # (B, n, 512)
