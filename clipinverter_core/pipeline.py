@@ -117,7 +117,7 @@ class CLIPInverter:
         self.metadata = bundle.metadata
         self.size = bundle.stylegan_size
         self.n_latent = n_latent_for(self.size)
-        self.encoder = self.adapter = self.generator = self.latent_avg = self._clip = None
+        self.encoder = self.adapter = self.generator = self._clip = None
         self._tokenizer = None
         what = bundle.path
         tensors = bundle.tensors
@@ -126,7 +126,9 @@ class CLIPInverter:
                                       self.enc_dtype)
             if "latent_avg" not in tensors:
                 raise CheckpointError(f"{what}: no 'latent_avg' beside the encoder")
-            self.latent_avg = tensors["latent_avg"].to(self.device, self.enc_dtype)
+            # a buffer of the encoder (not in its state dict), so it moves wherever the encoder is moved
+            self.encoder.register_buffer("latent_avg", tensors["latent_avg"].to(self.device, self.enc_dtype),
+                                         persistent=False)
         if any(k.startswith("adapter.") for k in tensors):
             self.adapter = self._load(CLIPAdapter, (bundle.adapter_levels,), bundle.section("adapter"),
                                       f"{what} (adapter)", self.enc_dtype)
@@ -135,6 +137,11 @@ class CLIPInverter:
             self.generator = self._load(Generator, (self.size, "lambdas.0" in gen_sd), gen_sd, f"{what} (generator)",
                                         self.gen_dtype, low_precision=self.dtype if mixed else None)
         self._clip_sd = bundle.section("clip") or None
+
+    @property
+    def latent_avg(self) -> torch.Tensor | None:
+        """e4e's average code (n_latent, 512), on the encoder's device."""
+        return None if self.encoder is None else self.encoder.latent_avg
 
     @classmethod
     def from_bundle(cls, path: str, device: str | torch.device | None = None, precision: str = "fp32",

@@ -37,7 +37,6 @@ class InverterModules(nn.Module):
             self.clip = inverter.clip  # built now, so that ComfyUI counts it and moves it with the rest
         except CheckpointError:  # a bundle without CLIP (only nodes that need no embedding work with it)
             self.clip = None
-        self.register_buffer("latent_avg", inverter.latent_avg, persistent=False)
 
 
 class LoadedInverter:
@@ -64,7 +63,6 @@ class LoadedInverter:
         mm.load_models_gpu([self.patcher], memory_required=self.item_memory(), force_full_load=True)
         inv = self.inverter
         inv.device = self.patcher.load_device
-        inv.latent_avg = self.modules.latent_avg  # modules move in place; a moved buffer is a new tensor
         return inv
 
 
