@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from clipinverter_core.networks import Encoder4Editing
+from clipinverter_core.networks.e4e import interp_matrix
 from clipinverter_core.networks.stylegan2 import make_kernel
 from clipinverter_core.ops import upfirdn2d
 from clipinverter_core.standin import _random_state
@@ -82,13 +83,17 @@ def main():
         pair("e4e backbone, batch 1: official -> folded BatchNorm (NCHW)",
              lambda: enc.backbone(img), lambda: fused.backbone(img), n)
         feats, ffeats = enc.backbone(img), fused.backbone(img)
-        pair("e4e heads (18), batch 1: one at a time -> wide first conv + split",
+        pair("e4e heads (18), batch 1: official -> fast (upsampling as products)",
              lambda: enc.heads(feats), lambda: fused.heads(ffeats), n)
-        grouped = copy.deepcopy(fused)
-        for group in grouped.head_groups:
-            group.split = False
-        pair("  later head convs: one head at a time -> one grouped conv",
-             lambda: fused.heads(ffeats), lambda: grouped.heads(ffeats), n)
+        p2, up = rnd(2, 512, 32, 32), interp_matrix(32, 64)
+        pair("  bilinear x2 of a (2, 512, 32, 32) map: F.interpolate -> 2 products",
+             lambda: F.interpolate(p2, size=(64, 64), mode="bilinear", align_corners=True),
+             lambda: torch.matmul(torch.matmul(up, p2), up.t()), n)
+        wide = torch.cat([rnd(512, 512, 3, 3) for _ in range(7)]) * 0.01
+        p1 = rnd(1, 512, 64, 64)
+        pair("  7 heads' first convs on one 64^2 map: one at a time -> one wide conv",
+             lambda: [F.conv2d(p1, wide[i * 512:(i + 1) * 512], stride=2, padding=1) for i in range(7)],
+             lambda: F.conv2d(p1, wide, stride=2, padding=1), n)
         both = type(ffeats)(*(torch.cat([f, f]) for f in ffeats))
         pair("  the edit's two head passes: two calls -> one batch of 2",
              lambda: (fused.heads(ffeats), fused.heads(ffeats)), lambda: fused.heads(both), n)

@@ -9,10 +9,10 @@ Names follow `e4e_ffhq_encode.pt` after stripping 'encoder.' (`input_layer`, `bo
 
 As loaded, the modules compute the official formulation (unfused BatchNorm, one head at a time): the
 reference. `Encoder4Editing.fuse()` (once, after loading) switches to the fast path: the BatchNorms that
-follow a convolution are folded into it, the one before a padded convolution becomes one affine op, and
-the heads that read the same map run together: their first convs as one wide conv, their linears as one
-batched product. The edit runs the inversion's and the edit's head passes as one batch.
-The checkpoint's parameters stay loadable (the heads' conv weights become views of the grouped weights).
+follow a convolution are folded into it, the one before a padded convolution becomes one affine op, and the
+heads' bilinear upsampling runs as two small matrix products. The heads still run one at a time on their own
+weights: one wide conv for the heads that share a map measured slower on CPU (BENCHMARKS.md). The edit runs
+the inversion's and the edit's head passes as one batch. The checkpoint's parameters are left as loaded.
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ SE_REDUCTION = 16
 TAP_UNITS = (6, 20, 23)            # c1, c2, c3
 COARSE_END, MEDIUM_END = 3, 7      # rows [0, 3) read c3, [3, 7) read p2, the rest read p1
 HEAD_LRELU_SLOPE = 0.01            # nn.LeakyReLU() default, as in the official heads
+C3_C2_SIZES, C2_C1_SIZES = (16, 32), (32, 64)  # map sides of the taps for the 256x256 input: c3 -> c2 -> c1
 
 
 class Features(NamedTuple):
@@ -150,6 +151,26 @@ def _upsample_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, size=y.shape[2:], mode="bilinear", align_corners=True) + y
 
 
+def interp_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """(n_out, n_in) float32: bilinear interpolation along one axis with align_corners=True, as a matrix."""
+    pos = torch.arange(n_out, dtype=torch.float64) * ((n_in - 1) / max(n_out - 1, 1))
+    lo = pos.floor().clamp(max=max(n_in - 2, 0)).long()
+    frac = pos - lo
+    m = torch.zeros(n_out, n_in, dtype=torch.float64)
+    rows = torch.arange(n_out)
+    m[rows, lo] = 1 - frac
+    if n_in > 1:
+        m[rows, lo + 1] += frac
+    return m.float()
+
+
+def _upsample_add_mm(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """The same sum for square maps, the (separable) bilinear upsampling as two small matrix products with
+    a = interp_matrix(in, out): on a 2-core CPU, F.interpolate of a (2, 512, 32, 32) NCHW map took 25-60 ms,
+    the products ~1.6 ms (relative L2 ~1e-6)."""
+    return torch.matmul(torch.matmul(a, x), a.t()).add_(y)
+
+
 class Encoder4Editing(nn.Module):
     def __init__(self, n_latent: int):
         super().__init__()
@@ -167,27 +188,22 @@ class Encoder4Editing(nn.Module):
 
         self.fused = False
 
-    def fuse(self, backbone_format=torch.contiguous_format, heads_format=torch.contiguous_format) -> "Encoder4Editing":
+    def fuse(self, backbone_format=torch.contiguous_format) -> "Encoder4Editing":
         """Switches to the fast path (see the module docstring). Call once, after loading the weights.
 
-        The default memory format is NCHW: on an idle 2-core CPU, channels_last made the encoder ~20% slower
-        end to end (BENCHMARKS.md), while it helps the generator's high-resolution convs."""
+        The backbone runs NCHW by default: on an idle 2-core CPU, channels_last made it ~20% slower
+        (BENCHMARKS.md). The heads keep their own weights: nothing is copied for them."""
         self.backbone_format = backbone_format
         w, b = _fold_bn(self.input_layer[0], self.input_layer[1], backbone_format)
         self.register_buffer("input_weight", w, persistent=False)
         self.register_buffer("input_bias", b, persistent=False)
         for unit in self.body:
             unit.fuse(backbone_format)
-        channels_last_weights(self.latlayer1, backbone_format)
-        channels_last_weights(self.latlayer2, backbone_format)
-        self.head_groups = nn.ModuleList([_HeadGroup(self.styles[lo:hi], heads_format) for lo, hi in self._row_groups()])
+        dtype, device = self.latlayer1.weight.dtype, self.latlayer1.weight.device
+        for name, (n_in, n_out) in (("up_c3", C3_C2_SIZES), ("up_p2", C2_C1_SIZES)):
+            self.register_buffer(name, interp_matrix(n_in, n_out).to(device, dtype), persistent=False)
         self.fused = True
         return self
-
-    def _row_groups(self) -> list[tuple[int, int]]:
-        """Rows [lo, hi) that read c3, p2 and p1 (the last groups may be empty for small n_latent)."""
-        ends = [min(COARSE_END, self.n_latent), min(MEDIUM_END, self.n_latent), self.n_latent]
-        return [(lo, hi) for lo, hi in zip([0] + ends[:2], ends) if hi > lo]
 
     def backbone(self, x: torch.Tensor) -> Features:
         """x: (B, 3, 256, 256) in [-1, 1] -> the three taps."""
@@ -205,83 +221,21 @@ class Encoder4Editing(nn.Module):
 
     def heads(self, feats: Features) -> torch.Tensor:
         """E_s: the three maps -> (B, n_latent, 512), without latent_avg."""
-        if self.fused:
-            return self._heads_fused(feats)
         c1, c2, c3 = feats
         w0 = self.styles[0](c3)
         rows = [w0]
         f = c3
         for i in range(1, self.n_latent):
             if i == COARSE_END:
-                p2 = f = _upsample_add(c3, self.latlayer1(c2))
+                p2 = f = self._upsample_add(c3, self.latlayer1(c2), "up_c3")
             elif i == MEDIUM_END:
-                f = _upsample_add(p2, self.latlayer2(c1))
+                f = self._upsample_add(p2, self.latlayer2(c1), "up_p2")
             rows.append(w0 + self.styles[i](f))
         return torch.stack(rows, 1)
 
-    def _heads_fused(self, feats: Features) -> torch.Tensor:
-        c1, c2, c3 = feats
-        maps = [c3]
-        if self.n_latent > COARSE_END:
-            maps.append(_upsample_add(c3, self.latlayer1(c2)))
-        if self.n_latent > MEDIUM_END:
-            maps.append(_upsample_add(maps[1], self.latlayer2(c1)))
-        rows = torch.cat([group(f) for group, f in zip(self.head_groups, maps)], 1)  # (B, n_latent, 512)
-        rows[:, 1:] += rows[:, :1]
-        return rows
+    def _upsample_add(self, x: torch.Tensor, y: torch.Tensor, matrix: str) -> torch.Tensor:
+        return _upsample_add_mm(x, y, getattr(self, matrix)) if self.fused else _upsample_add(x, y)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Features]:
         feats = self.backbone(x)
         return self.heads(feats), feats
-
-
-class _HeadGroup(nn.Module):
-    """n GradualStyleBlocks that read the same map, run as one: the first conv is one conv with n * C outputs,
-    the linears one batched product. The later convs run one head at a time (`split`, the default): as one
-    grouped conv (groups = n) they measured ~1.4x slower on a 2-core CPU (oneDNN). The blocks' conv weights are
-    re-pointed to views of the concatenated weights (no second copy); the linears' scales are folded in."""
-
-    def __init__(self, blocks, fmt=torch.channels_last):
-        super().__init__()
-        self.fmt = fmt
-        self.split = True   # False: the later convs as one grouped conv
-        self.n, self.channels = len(blocks), blocks[0].channels
-        convs = [[m for m in b.convs if isinstance(m, nn.Conv2d)] for b in blocks]
-        self.n_convs = len(convs[0])
-        for j in range(self.n_convs):
-            layer = [c[j] for c in convs]
-            weight = torch.cat([c.weight for c in layer]).contiguous(memory_format=fmt)
-            bias = torch.cat([c.bias for c in layer])
-            for i, c in enumerate(layer):  # the blocks keep their names and values, now as views
-                c.weight.data = weight[i * self.channels:(i + 1) * self.channels]
-                c.bias.data = bias[i * self.channels:(i + 1) * self.channels]
-            self.register_buffer(f"weight_{j}", weight, persistent=False)
-            self.register_buffer(f"bias_{j}", bias, persistent=False)
-        lin = [b.linear for b in blocks]
-        self.register_buffer("linear_weight", torch.stack([(m.weight.float() * m.scale).t() for m in lin])
-                             .to(lin[0].weight.dtype), persistent=False)                     # (n, C_in, C_out)
-        self.register_buffer("linear_bias", torch.stack([m.bias.float() * m.lr_mul for m in lin])[:, None]
-                             .to(lin[0].weight.dtype), persistent=False)                     # (n, 1, C_out)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, C, S, S) -> (B, n, C)."""
-        x = x.contiguous(memory_format=self.fmt)
-        x = F.leaky_relu_(F.conv2d(x, self.weight_0, self.bias_0, stride=2, padding=1), HEAD_LRELU_SLOPE)
-        if self.split:  # the later convs one head at a time
-            c = self.channels
-            outs = []
-            for i in range(self.n):
-                y = x[:, i * c:(i + 1) * c]
-                for j in range(1, self.n_convs):
-                    w, b = getattr(self, f"weight_{j}"), getattr(self, f"bias_{j}")
-                    y = F.leaky_relu_(F.conv2d(y, w[i * c:(i + 1) * c], b[i * c:(i + 1) * c], stride=2, padding=1),
-                                      HEAD_LRELU_SLOPE)
-                outs.append(y)
-            x = torch.cat(outs, 1)
-        else:
-            for j in range(1, self.n_convs):
-                x = F.conv2d(x, getattr(self, f"weight_{j}"), getattr(self, f"bias_{j}"), stride=2, padding=1,
-                             groups=self.n)
-                x = F.leaky_relu_(x, HEAD_LRELU_SLOPE)
-        x = x.reshape(-1, self.n, self.channels).transpose(0, 1)                 # (n, B, C)
-        return torch.baddbmm(self.linear_bias, x, self.linear_weight).transpose(0, 1)
