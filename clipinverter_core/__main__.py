@@ -86,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="cpu", help="cpu or cuda")
     b.add_argument("--repeats", type=int, default=3, help="timed rounds after one warm-up round")
     b.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    b.add_argument("--compile", default=None, choices=("default", "reduce-overhead", "max-autotune"),
+                   help="torch.compile the fast path's heavy stages (compiled.py); the warm-up round compiles")
     return ap
 
 

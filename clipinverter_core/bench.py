@@ -121,7 +121,7 @@ def cpu_name() -> str:
 
 
 def run_bench(model_path: str | None, size: int, batches: list[int], precisions: list[str], device: str,
-              repeats: int, threads: int | None, log=print) -> dict:
+              repeats: int, threads: int | None, log=print, compile: str | None = None) -> dict:
     from .pipeline import CLIPInverter
 
     if threads:
@@ -142,25 +142,29 @@ def run_bench(model_path: str | None, size: int, batches: list[int], precisions:
         "torch": torch.__version__, "python": platform.python_version(),
         "cuda": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
         "model": "stand-in" if tmp else os.path.abspath(model_path), "size": ref.size, "repeats": repeats,
+        "compile": compile,
         "loadavg_start": os.getloadavg() if hasattr(os, "getloadavg") else None, "results": [],
     }
     g = torch.Generator().manual_seed(0)
     for precision in precisions:
-        fast = CLIPInverter.from_bundle(model_path, dev, precision, sections=nets, impl="fast")
+        fast = CLIPInverter.from_bundle(model_path, dev, precision, sections=nets, impl="fast", compile=compile)
         for b in batches:
             x = (torch.rand(b, 3, 256, 256, generator=g) * 2 - 1).to(dev)
             prompts = [PROMPT] * b
             runs = {"ref": [], "fast": []}
             whole = {"ref": [], "fast": []}
             peak = {"ref": 0, "fast": 0}
-            outs = {}
-            for r in range(repeats + 1):  # the first round warms up and is not counted
+            outs, warmup = {}, {}
+            for r in range(repeats + 1):  # the first round warms up (and compiles) and is not counted
                 order = ("ref", "fast") if r % 2 == 0 else ("fast", "ref")
                 for name in order:
                     model = ref if name == "ref" else fast
+                    t0 = time.perf_counter()
                     times, outs[name] = _stages(model, text_model, x, prompts)
                     dt, mem, res = _whole(model, text_model, x, prompts)
                     outs[name]["edit_image"] = res.image
+                    if not r:
+                        warmup[name] = time.perf_counter() - t0
                     if r:
                         runs[name].append(times)
                         whole[name].append(dt)
@@ -181,6 +185,9 @@ def run_bench(model_path: str | None, size: int, batches: list[int], precisions:
                 "precision": precision, "batch": b,
                 "seconds": med, "speedup": {s: med["ref"][s] / med["fast"][s] for s in med["ref"]},
                 "peak_mem_mib": {n: peak[n] / 2 ** 20 for n in peak}, "rel_err": errors, "finite": finite,
+                "warmup_round_s": warmup,
+                "compile_fallbacks": [s.failed for s in (fast._backbone, fast._heads, fast._synthesis)
+                                      if getattr(s, "failed", None)],
             }
             report["results"].append(result)
             _print_table(result, log)
@@ -193,6 +200,10 @@ def run_bench(model_path: str | None, size: int, batches: list[int], precisions:
 
 def _print_table(r: dict, log) -> None:
     log(f"\nbatch {r['batch']}, fast path in {r['precision']} (reference: float32); medians, seconds")
+    log(f"warm-up round (first calls, compiling if asked): reference {r['warmup_round_s']['ref']:.2f} s, "
+        f"fast {r['warmup_round_s']['fast']:.2f} s")
+    for f in r["compile_fallbacks"]:
+        log(f"COMPILE FELL BACK TO EAGER: {f}")
     log(f"{'stage':<15}{'reference':>11}{'fast':>11}{'speedup':>9}")
     for s in (*STAGES, "edit"):
         label = "whole edit" if s == "edit" else s
@@ -208,7 +219,8 @@ def cmd_bench(a) -> int:
     for p in precisions:
         if p not in ("fp32", "fp16", "bf16"):
             raise SystemExit(f"unknown precision {p!r}")
-    report = run_bench(a.model, a.size, batches, precisions, a.device, a.repeats, a.threads)
+    report = run_bench(a.model, a.size, batches, precisions, a.device, a.repeats, a.threads,
+                       compile=a.compile)
     print(json.dumps(report))
     return 0 if all(r["finite"] for r in report["results"]) else 1
 

@@ -94,12 +94,13 @@ def _autodevice() -> str:
 class CLIPInverter:
     """The networks of one bundle on one device, in one precision. Stateless between calls.
 
-    `impl="fast"` (default) fuses the encoder and the generator after loading (folded BatchNorm, grouped
-    heads, modulation folded into dense convs, channels_last); `impl="ref"` keeps the official formulation.
-    Both compute the same edit (float32: relative L2 ~1e-6 apart)."""
+    `impl="fast"` (default) fuses the encoder and the generator after loading (folded BatchNorm, batched
+    head passes, modulation folded into dense convs, channels_last); `impl="ref"` keeps the official formulation.
+    Both compute the same edit (float32: relative L2 ~1e-6 apart). `compile` (a torch.compile mode) compiles the
+    backbone, the heads and the synthesis on first use, and falls back to them uncompiled where it cannot."""
 
     def __init__(self, bundle: Bundle, device: str | torch.device | None = None, precision: str = "fp32",
-                 impl: str = "fast"):
+                 impl: str = "fast", compile: str | None = None):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         if impl not in IMPLS:
@@ -137,6 +138,16 @@ class CLIPInverter:
             self.generator = self._load(Generator, (self.size, "lambdas.0" in gen_sd), gen_sd, f"{what} (generator)",
                                         self.gen_dtype, low_precision=self.dtype if mixed else None)
         self._clip_sd = bundle.section("clip") or None
+        # the heavy stages, run through these (compiled.py: opt-in torch.compile with an eager fallback)
+        self._backbone = self.encoder.backbone if self.encoder is not None else None
+        self._heads = self.encoder.heads if self.encoder is not None else None
+        self._synthesis = self.generator.synthesis if self.generator is not None else None
+        self.compile = compile
+        if compile:
+            from .compiled import CompiledStage
+            for name in ("_backbone", "_heads", "_synthesis"):
+                if getattr(self, name) is not None:
+                    setattr(self, name, CompiledStage(getattr(self, name), compile, name[1:]))
 
     @property
     def latent_avg(self) -> torch.Tensor | None:
@@ -145,10 +156,11 @@ class CLIPInverter:
 
     @classmethod
     def from_bundle(cls, path: str, device: str | torch.device | None = None, precision: str = "fp32",
-                    sections=None, mmap: bool = True, impl: str = "fast") -> "CLIPInverter":
+                    sections=None, mmap: bool = True, impl: str = "fast", compile: str | None = None) -> "CLIPInverter":
         """Loads a bundle; `sections` (e.g. ('generator',)) loads only those networks; `mmap=False` copies the
-        weights into memory instead of mapping the file (see weights.load_bundle)."""
-        return cls(load_bundle(path, "cpu", sections, mmap), device, precision, impl)
+        weights into memory instead of mapping the file (see weights.load_bundle); `compile` (e.g. "default",
+        "reduce-overhead") compiles the heavy stages with torch.compile on first use (compiled.py)."""
+        return cls(load_bundle(path, "cpu", sections, mmap), device, precision, impl, compile)
 
     def _load(self, cls, args, sd, what, dtype, **fuse_args):
         with torch.device("meta"):
@@ -212,25 +224,26 @@ class CLIPInverter:
     def invert(self, x: torch.Tensor) -> tuple[torch.Tensor, Features]:
         """x (B, 3, 256, 256) in [-1, 1] -> (w (B, n_latent, 512) with latent_avg, backbone features)."""
         feats = self.features(x)
-        return self.encoder.heads(feats) + self.latent_avg, feats
+        return self._heads(feats) + self.latent_avg, feats
 
     @torch.inference_mode()
     def edit_codes(self, w: torch.Tensor, feats: Features, t: torch.Tensor, strength: float = 1.0,
                    levels=LEVELS) -> torch.Tensor:
         """CLIPAdapter edit: w_hat = w + strength * 0.1 * E_s(adapter(features, t)), on the W+ rows of `levels`
         (coarse: rows 0-2, medium: 3-6, fine: 7 on, as the e4e heads read them); the other rows keep w."""
-        adapter, enc = self._need("adapter"), self._need("encoder")
+        adapter = self._need("adapter")
+        self._need("encoder")
         t = t.to(self.device, self.enc_dtype)
-        delta = self._on_levels(enc.heads(adapter(feats, t)), levels)
+        delta = self._on_levels(self._heads(adapter(feats, t)), levels)
         return w + (strength * EDIT_SCALE) * delta
 
     @torch.inference_mode()
     def features(self, x: torch.Tensor) -> Features:
         """x (B, 3, 256, 256) in [-1, 1] -> the encoder backbone's three feature maps."""
-        enc = self._need("encoder")
+        self._need("encoder")
         if x.ndim != 4 or x.shape[1:] != (3, 256, 256):
             raise InputError(f"the encoder takes (B, 3, 256, 256) images, got {tuple(x.shape)}")
-        return enc.backbone(x.to(self.device, self.enc_dtype))
+        return self._backbone(x.to(self.device, self.enc_dtype))
 
     @torch.inference_mode()
     def edit_features(self, feats: Features, t: torch.Tensor, strength: float = 1.0,
@@ -238,14 +251,14 @@ class CLIPInverter:
         """(w, w_hat) from backbone features: the inversion and the CLIPAdapter edit. The fast path runs the
         heads once over both feature sets (a batch of 2B); the CLI, the API and the nodes all edit through here,
         so they give the same numbers."""
-        enc, adapter = self._need("encoder"), self._need("adapter")
-        edited = adapter(feats, t.to(self.device, self.enc_dtype))
+        self._need("encoder")
+        edited = self._need("adapter")(feats, t.to(self.device, self.enc_dtype))
         if self.impl == "fast":
             n = feats.c1.shape[0]
-            codes = enc.heads(Features(*(torch.cat(pair) for pair in zip(feats, edited))))
+            codes = self._heads(Features(*(torch.cat(pair) for pair in zip(feats, edited))))
             codes, delta = codes[:n], codes[n:]
         else:
-            codes, delta = enc.heads(feats), enc.heads(edited)
+            codes, delta = self._heads(feats), self._heads(edited)
         w = codes + self.latent_avg
         return w, w + (strength * EDIT_SCALE) * self._on_levels(delta, levels)
 
@@ -275,7 +288,7 @@ class CLIPInverter:
         if isinstance(latent, torch.Tensor):
             latent = Latent(latent)
         rgb = gen.split_wplus(latent.w.to(self.device, self.gen_dtype))[1]
-        return gen.synthesis(latent.conv_codes.to(self.device, self.gen_dtype), rgb).float()
+        return self._synthesis(latent.conv_codes.to(self.device, self.gen_dtype), rgb).float()
 
     @torch.inference_mode()
     def edit(self, x: torch.Tensor, t: torch.Tensor, strength: float = 1.0, remap_strength: float = 1.0,

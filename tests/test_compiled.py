@@ -1,0 +1,75 @@
+"""compile=...: torch.compile of the heavy stages where a compiler is available, the same eager code where it is
+not (no C++ compiler or Triton, MPS, Windows without a toolchain), with the same results either way."""
+import logging
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from clipinverter_core import compiled
+from clipinverter_core.images import uint8_to_encoder_input
+from clipinverter_core.pipeline import CLIPInverter
+
+from conftest import rel_l2
+
+NETS = ("encoder", "adapter", "generator")
+
+
+def _inputs(g):
+    return uint8_to_encoder_input(g["input_uint8"])[:1], torch.from_numpy(np.asarray(g["text_features"])).float()[:1]
+
+
+@pytest.fixture(scope="module")
+def eager(kit256):
+    return CLIPInverter.from_bundle(kit256.bundle, "cpu", sections=NETS)
+
+
+def test_a_failing_compiler_falls_back_to_the_same_eager_code(kit256, eager, monkeypatch, caplog):
+    def no_compiler(fn, **kwargs):
+        def broken(*args):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+        return broken
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    model = CLIPInverter.from_bundle(kit256.bundle, "cpu", sections=NETS, compile="default")
+    x, t = _inputs(kit256.golden)
+    with caplog.at_level(logging.WARNING, logger="clipinverter"):
+        first = model.edit(x, t)
+        second = model.edit(x, t)
+    stages = (model._backbone, model._heads, model._synthesis)
+    assert all(isinstance(s, compiled.CompiledStage) and "InvalidCxxCompiler" in s.failed for s in stages)
+    warnings = [r.getMessage() for r in caplog.records if "torch.compile" in r.getMessage()]
+    assert len(warnings) == 3, warnings  # one per stage, not one per call
+    expected = eager.edit(x, t)
+    assert torch.equal(first.image, expected.image) and torch.equal(second.image, expected.image)
+    assert torch.equal(first.w_hat, expected.w_hat)
+
+
+def test_out_of_memory_is_not_swallowed_by_the_fallback(monkeypatch):
+    def oom_compiler(fn, **kwargs):
+        def run(*args):
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return run
+    monkeypatch.setattr(torch, "compile", oom_compiler)
+    stage = compiled.CompiledStage(lambda x: x + 1, "default", "test")
+    with pytest.raises(torch.OutOfMemoryError):
+        stage(torch.zeros(1))
+    assert stage.failed is None
+
+
+def test_unknown_mode_is_an_error():
+    with pytest.raises(ValueError, match="compile must be one of"):
+        compiled.CompiledStage(lambda x: x, "fastest", "test")
+
+
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++") or shutil.which("cc")),
+                    reason="no C++ compiler: torch.compile cannot build CPU kernels here")
+def test_compiled_edit_matches_eager_on_cpu(kit256, eager):
+    """A real compile on the CPU (Inductor, C++ kernels, frozen weights): same numbers as the eager fast path."""
+    model = CLIPInverter.from_bundle(kit256.bundle, "cpu", sections=NETS, compile="default")
+    x, t = _inputs(kit256.golden)
+    got, expected = model.edit(x, t), eager.edit(x, t)
+    assert [s.failed for s in (model._backbone, model._heads, model._synthesis)] == [None, None, None]
+    assert rel_l2(got.w, expected.w) < 1e-5
+    assert rel_l2(got.w_hat - got.w, expected.w_hat - expected.w) < 1e-5
+    assert rel_l2(got.image, expected.image) < 1e-5
