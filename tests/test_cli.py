@@ -67,3 +67,25 @@ def test_cli_missing_files_and_bad_images(kit256, tmp_path):
              "-o", tmp_path / "o.png", "--no-align")
     assert p.returncode == 2 and "not a readable image" in p.stderr
     assert not (tmp_path / "o.png").exists()
+
+
+def test_cli_bench_times_both_paths_and_checks_they_agree(kit256):
+    """`bench` runs the fast and the reference path on the same weights and ends with one JSON line holding
+    per-stage times, speedups, peak memory and the relative errors between the two paths."""
+    import json
+
+    p = _cli("bench", "--model", kit256.bundle, "--batch", "1", "--repeats", "1", "--device", "cpu")
+    assert p.returncode == 0, p.stderr
+    assert "whole edit" in p.stdout
+    report = json.loads(p.stdout.strip().splitlines()[-1])
+    assert report["size"] == 256 and report["device"] == "cpu" and report["compile"] is None
+    (r,) = report["results"]
+    assert r["batch"] == 1 and r["precision"] == "fp32" and r["finite"]
+    stages = {"text", "encoder", "adapter+heads", "remapper", "synthesis", "edit"}
+    for path in ("ref", "fast"):
+        assert set(r["seconds"][path]) == stages and all(v > 0 for v in r["seconds"][path].values())
+        assert r["peak_mem_mib"][path] >= 0
+    assert set(r["speedup"]) == stages
+    assert set(r["rel_err"]) == {"w", "w_hat - w", "conv_codes", "image", "edit_image"}
+    assert all(v < 1e-5 for v in r["rel_err"].values()), r["rel_err"]
+    assert r["compile_fallbacks"] == []
