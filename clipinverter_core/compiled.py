@@ -31,10 +31,20 @@ class CompiledStage:
             raise ValueError(f"compile must be one of {MODES} (or None), got {mode!r}")
         self.eager, self.name, self.mode = fn, name, mode
         self.failed: str | None = None
-        from torch._inductor import list_mode_options
+        self.compiled = None
+        try:
+            from torch._inductor import list_mode_options
 
-        options = {**list_mode_options(mode), "freezing": True}  # torch.compile takes a mode or options, not both
-        self.compiled = torch.compile(fn, dynamic=False, options=options)
+            options = {**list_mode_options(mode), "freezing": True}  # torch.compile takes a mode or options, not both
+            self.compiled = torch.compile(fn, dynamic=False, options=options)
+        except Exception as e:  # noqa: BLE001 - a torch without a working torch.compile
+            self._fall_back(e)
+
+    def _fall_back(self, e: Exception) -> None:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        self.failed = f"{type(e).__name__}: {first_line}"
+        log.warning("clipinverter: torch.compile of %s failed (%s); running it without compiling",
+                    self.name, self.failed[:300])
 
     def __call__(self, *args):
         if self.failed is None:
@@ -43,7 +53,5 @@ class CompiledStage:
             except torch.OutOfMemoryError:
                 raise
             except Exception as e:  # noqa: BLE001 - any compiler failure: fall back to the eager code
-                self.failed = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-                log.warning("clipinverter: torch.compile of %s failed (%s); running it without compiling",
-                            self.name, self.failed[:300])
+                self._fall_back(e)
         return self.eager(*args)

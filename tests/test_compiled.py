@@ -57,6 +57,16 @@ def test_out_of_memory_is_not_swallowed_by_the_fallback(monkeypatch):
     assert stage.failed is None
 
 
+def test_a_torch_without_torch_compile_runs_eagerly(monkeypatch, caplog):
+    def missing(fn, **kwargs):
+        raise RuntimeError("Windows not yet supported for torch.compile")
+    monkeypatch.setattr(torch, "compile", missing)
+    with caplog.at_level(logging.WARNING, logger="clipinverter"):
+        stage = compiled.CompiledStage(lambda x: x + 1, "reduce-overhead", "test")
+    assert "Windows" in stage.failed and len(caplog.records) == 1
+    assert torch.equal(stage(torch.zeros(2)), torch.ones(2))
+
+
 def test_unknown_mode_is_an_error():
     with pytest.raises(ValueError, match="compile must be one of"):
         compiled.CompiledStage(lambda x: x, "fastest", "test")
