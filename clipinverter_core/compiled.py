@@ -8,6 +8,9 @@ The encoder backbone, the encoder heads and the synthesis are each compiled on f
 that pre-packs the convolution weights for oneDNN. Compiling takes tens of seconds per shape, which pays off
 only for many edits in one process.
 
+With CUDA graphs ("reduce-overhead", "max-autotune") each call's outputs are copied out of the graph's static
+buffers, which the next call overwrites.
+
 When compiling fails (no C++ compiler or Triton, an unsupported device such as MPS, Windows without a
 toolchain), the stage logs one warning and runs eagerly from then on: the same code, the same results. Out-of-
 memory errors are not swallowed: the chunked batching above needs to see them.
@@ -21,6 +24,10 @@ import torch
 log = logging.getLogger("clipinverter")
 
 MODES = ("default", "reduce-overhead", "max-autotune")
+
+
+def _copy(x):
+    return x.clone() if isinstance(x, torch.Tensor) else x
 
 
 class CompiledStage:
@@ -49,7 +56,13 @@ class CompiledStage:
     def __call__(self, *args):
         if self.failed is None:
             try:
-                return self.compiled(*args)
+                if self.mode == "default":
+                    return self.compiled(*args)
+                # CUDA graphs ("reduce-overhead", "max-autotune") return static buffers that the next replay
+                # overwrites; the pipeline keeps stage outputs across calls (chunks, the nodes' latents),
+                # so each call starts a new graph step and hands back copies.
+                torch.compiler.cudagraph_mark_step_begin()
+                return torch.utils._pytree.tree_map(_copy, self.compiled(*args))
             except torch.OutOfMemoryError:
                 raise
             except Exception as e:  # noqa: BLE001 - any compiler failure: fall back to the eager code

@@ -67,6 +67,28 @@ def test_a_torch_without_torch_compile_runs_eagerly(monkeypatch, caplog):
     assert torch.equal(stage(torch.zeros(2)), torch.ones(2))
 
 
+def test_cuda_graph_modes_hand_back_copies_of_their_static_outputs(monkeypatch):
+    """Under CUDA graphs the compiled function returns the same buffers every call; the pipeline keeps outputs
+    across calls (chunks, latents between nodes), so the stage must return copies and mark each new step."""
+    static = torch.zeros(3)
+    steps = []
+
+    def graphed(fn, **kwargs):
+        def run(x):
+            static.copy_(fn(x))
+            return static, (static, 1)
+        return run
+    monkeypatch.setattr(torch, "compile", graphed)
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: steps.append(1))
+    stage = compiled.CompiledStage(lambda x: x * 2, "reduce-overhead", "test")
+    a, (a2, one) = stage(torch.ones(3))
+    b, _ = stage(torch.full((3,), 5.0))
+    assert one == 1 and len(steps) == 2
+    assert torch.equal(a, torch.full((3,), 2.0)) and torch.equal(a2, a)  # not overwritten by the second call
+    assert torch.equal(b, torch.full((3,), 10.0))
+    assert a.data_ptr() != static.data_ptr() and b.data_ptr() != static.data_ptr()
+
+
 def test_unknown_mode_is_an_error():
     with pytest.raises(ValueError, match="compile must be one of"):
         compiled.CompiledStage(lambda x: x, "fastest", "test")
