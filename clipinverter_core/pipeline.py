@@ -108,12 +108,14 @@ class CLIPInverter:
         self.impl = impl
         self.device = torch.device(device or _autodevice())
         self.dtype = PRECISIONS[precision]
-        # The fast path in bf16/fp16 is mixed precision: weights and W+ codes stay float32, the generator's
-        # layers from 64x64 up compute in self.dtype, and so does the encoder in fp16; in bf16 (8-bit mantissa)
-        # the encoder stays float32, or w alone would move by ~1e-2. impl="ref" casts every network.
+        # The fast path in bf16/fp16 is mixed precision: the generator's weights and W+ codes stay float32, its
+        # layers from 64x64 up compute in self.dtype, and so do the encoder and CLIP in fp16; in bf16 (8-bit
+        # mantissa) the encoder and CLIP stay float32: w alone would move by ~1e-2, the text embedding by 1.2e-2.
+        # impl="ref" casts every network.
         mixed = impl == "fast" and precision != "fp32"
         self.gen_dtype = torch.float32 if mixed else self.dtype
         self.enc_dtype = torch.float32 if mixed and precision == "bf16" else self.dtype
+        self.clip_dtype = self.enc_dtype
         self.precision = precision
         self.metadata = bundle.metadata
         self.size = bundle.stylegan_size
@@ -179,7 +181,7 @@ class CLIPInverter:
             if self._clip_sd is None:
                 raise CheckpointError("this bundle holds no CLIP weights")
             from .networks.clip import build_clip
-            self._clip = build_clip(self._clip_sd, self.device, self.dtype)
+            self._clip = build_clip(self._clip_sd, self.device, self.clip_dtype)
         return self._clip
 
     @property
@@ -211,7 +213,7 @@ class CLIPInverter:
     def encode_image(self, images01: torch.Tensor) -> torch.Tensor:
         """Raw CLIP image embeddings of reference pictures (B, 3, H, W) in [0, 1], (B, 512) float32."""
         from .networks.clip import preprocess_for_clip
-        x = preprocess_for_clip(images01.to(self.device, torch.float32)).to(self.dtype)
+        x = preprocess_for_clip(images01.to(self.device, torch.float32)).to(self.clip_dtype)
         return self.clip.encode_image(x).float()
 
     # --- inversion and edit -----------------------------------------------------------------------------------

@@ -71,16 +71,19 @@ def test_no_nan_or_inf_at_any_batch_size(pair, batch):
 @pytest.fixture(scope="module")
 def fp32_1024(kit_factory):
     kit = kit_factory(1024)
-    x, t = _inputs(kit.golden, 1)
-    model = CLIPInverter.from_bundle(kit.bundle, "cpu", "fp32", sections=NETS)
-    return kit, x, t, model.edit(x, t)
+    x, _ = _inputs(kit.golden, 1)
+    caption = str(kit.golden["captions"][0])
+    model = CLIPInverter.from_bundle(kit.bundle, "cpu", "fp32")
+    return kit, x, caption, model.edit(x, model.encode_text(caption))
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_low_precision_stays_within_1e_2_of_fp32_at_1024(fp32_1024, precision):
-    kit, x, t, r32 = fp32_1024
-    low = CLIPInverter.from_bundle(kit.bundle, "cpu", precision, sections=NETS)
-    r = low.edit(x, t)
+    """The whole edit as a user runs it, CLIP text embedding included, in each precision."""
+    kit, x, caption, r32 = fp32_1024
+    low = CLIPInverter.from_bundle(kit.bundle, "cpu", precision)
+    r = low.edit(x, low.encode_text(caption))
     assert torch.isfinite(r.image).all()
+    assert rel_l2(r.text_embedding, r32.text_embedding.numpy()) < TOL_LOW
     assert rel_l2(r.image, r32.image.numpy()) < TOL_LOW
     assert rel_l2(r.w_hat - r.w, (r32.w_hat - r32.w).numpy()) < TOL_LOW
