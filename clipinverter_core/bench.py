@@ -165,7 +165,7 @@ def run_bench(model_path: str | None, size: int, batches: list[int], precisions:
                     outs[name]["edit_image"] = res.image
                     if not r:
                         warmup[name] = time.perf_counter() - t0
-                    if r:
+                    else:
                         runs[name].append(times)
                         whole[name].append(dt)
                         peak[name] = max(peak[name], mem)

@@ -115,7 +115,6 @@ class CLIPInverter:
         mixed = impl == "fast" and precision != "fp32"
         self.gen_dtype = torch.float32 if mixed else self.dtype
         self.enc_dtype = torch.float32 if mixed and precision == "bf16" else self.dtype
-        self.clip_dtype = self.enc_dtype
         self.precision = precision
         self.metadata = bundle.metadata
         self.size = bundle.stylegan_size
@@ -181,7 +180,7 @@ class CLIPInverter:
             if self._clip_sd is None:
                 raise CheckpointError("this bundle holds no CLIP weights")
             from .networks.clip import build_clip
-            self._clip = build_clip(self._clip_sd, self.device, self.clip_dtype)
+            self._clip = build_clip(self._clip_sd, self.device, self.enc_dtype)  # CLIP: the encoder's dtype
         return self._clip
 
     @property
@@ -213,7 +212,7 @@ class CLIPInverter:
     def encode_image(self, images01: torch.Tensor) -> torch.Tensor:
         """Raw CLIP image embeddings of reference pictures (B, 3, H, W) in [0, 1], (B, 512) float32."""
         from .networks.clip import preprocess_for_clip
-        x = preprocess_for_clip(images01.to(self.device, torch.float32)).to(self.clip_dtype)
+        x = preprocess_for_clip(images01.to(self.device, torch.float32)).to(self.enc_dtype)
         return self.clip.encode_image(x).float()
 
     # --- inversion and edit -----------------------------------------------------------------------------------

@@ -3,21 +3,14 @@ not (no C++ compiler or Triton, MPS, Windows without a toolchain), with the same
 import logging
 import shutil
 
-import numpy as np
 import pytest
 import torch
 
 from clipinverter_core import compiled
-from clipinverter_core.images import uint8_to_encoder_input
 from clipinverter_core.pipeline import CLIPInverter
 
 from conftest import rel_l2
-
-NETS = ("encoder", "adapter", "generator")
-
-
-def _inputs(g):
-    return uint8_to_encoder_input(g["input_uint8"])[:1], torch.from_numpy(np.asarray(g["text_features"])).float()[:1]
+from test_fast import NETS, _inputs
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +25,7 @@ def test_a_failing_compiler_falls_back_to_the_same_eager_code(kit256, eager, mon
         return broken
     monkeypatch.setattr(torch, "compile", no_compiler)
     model = CLIPInverter.from_bundle(kit256.bundle, "cpu", sections=NETS, compile="default")
-    x, t = _inputs(kit256.golden)
+    x, t = _inputs(kit256.golden, 1)
     with caplog.at_level(logging.WARNING, logger="clipinverter"):
         first = model.edit(x, t)
         second = model.edit(x, t)
@@ -99,7 +92,7 @@ def test_unknown_mode_is_an_error():
 def test_compiled_edit_matches_eager_on_cpu(kit256, eager):
     """A real compile on the CPU (Inductor, C++ kernels, frozen weights): same numbers as the eager fast path."""
     model = CLIPInverter.from_bundle(kit256.bundle, "cpu", sections=NETS, compile="default")
-    x, t = _inputs(kit256.golden)
+    x, t = _inputs(kit256.golden, 1)
     got, expected = model.edit(x, t), eager.edit(x, t)
     assert [s.failed for s in (model._backbone, model._heads, model._synthesis)] == [None, None, None]
     assert rel_l2(got.w, expected.w) < 1e-5

@@ -227,13 +227,14 @@ class Encoder4Editing(nn.Module):
         f = c3
         for i in range(1, self.n_latent):
             if i == COARSE_END:
-                p2 = f = self._upsample_add(c3, self.latlayer1(c2), "up_c3")
+                p2 = f = self._top_down(c3, self.latlayer1(c2), "up_c3")
             elif i == MEDIUM_END:
-                f = self._upsample_add(p2, self.latlayer2(c1), "up_p2")
+                f = self._top_down(p2, self.latlayer2(c1), "up_p2")
             rows.append(w0 + self.styles[i](f))
         return torch.stack(rows, 1)
 
-    def _upsample_add(self, x: torch.Tensor, y: torch.Tensor, matrix: str) -> torch.Tensor:
+    def _top_down(self, x: torch.Tensor, y: torch.Tensor, matrix: str) -> torch.Tensor:
+        """The FPN step up(x) + y: F.interpolate as loaded, the matrix products (buffer `matrix`) once fused."""
         return _upsample_add_mm(x, y, getattr(self, matrix)) if self.fused else _upsample_add(x, y)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Features]:
