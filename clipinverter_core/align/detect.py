@@ -80,6 +80,9 @@ def detect_faces(image) -> list[Face]:
     are found at full resolution, on a window around each face (the predictor reads nothing beyond it)."""
     from PIL import Image
 
+    if isinstance(image, torch.Tensor) and image.is_meta:
+        raise InputError("face detection copies the photo to the host for dlib, and a meta tensor holds no "
+                         "pixels: pass detections (align's `faces`) to align a meta tensor")
     dlib, detector, predictor = _dlib_models()
     is_tensor = isinstance(image, torch.Tensor)
     h, w = (image.shape[1:] if is_tensor else image.shape[:2])

@@ -80,11 +80,15 @@ def _fft_len(n: int) -> int:
 
 
 def _convolve_last(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """'valid' correlation of the last axis with a 1-D kernel, by FFT (long kernels: sigma ~ 10-40 px)."""
+    """'valid' correlation of the last axis with a 1-D kernel, by FFT (long kernels: sigma ~ 10-40 px).
+
+    The transform runs in float32 at least (float64 stays float64): cuFFT takes half precision only for
+    power-of-two lengths and the CPU not at all; the result comes back in x's dtype."""
     n, k = x.shape[-1], kernel.shape[0]
     length = _fft_len(n + k - 1)
-    spectrum = torch.fft.rfft(x, n=length) * torch.fft.rfft(kernel.flip(0), n=length)
-    return torch.fft.irfft(spectrum, n=length)[..., k - 1:n]
+    work = torch.promote_types(x.dtype, torch.float32)
+    spectrum = torch.fft.rfft(x.to(work), n=length) * torch.fft.rfft(kernel.to(work).flip(0), n=length)
+    return torch.fft.irfft(spectrum, n=length)[..., k - 1:n].to(x.dtype)
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
