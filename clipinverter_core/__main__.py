@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="write the whole photo with the edited face pasted in (instead of the face alone)")
     e.add_argument("--feather", type=float, default=0.1,
                    help="paste-back: width of the blend at the crop's edge, as a fraction of its side")
+    e.add_argument("--color-match", type=float, default=1.0,
+                   help="paste-back: 0..1, how far the edited face takes the photo's colours at its border (1)")
     e.add_argument("--if-no-face", choices=("error", "passthrough"), default="error",
                    help="no face found: stop with an error (default), or edit the whole photo resized")
     e.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
@@ -152,7 +154,7 @@ def cmd_edit(a) -> int:
     images = generator_to_unit(result.image.float())
     if a.paste_back:
         from .align import paste_edits
-        images = paste_edits(photo, images, alignment, a.feather)
+        images, _ = paste_edits(photo, images, alignment, a.feather, color_match=a.color_match)
     pixels = unit_to_uint8(images.permute(0, 2, 3, 1).cpu().numpy())
     outputs = _numbered(a.output, len(pixels))
     if a.save_raw:

@@ -73,8 +73,8 @@ class PasteBack(io.ComfyNode):
             node_id="CLIPInverterPasteBack",
             display_name="Paste Back",
             category="CLIPInverter",
-            description="Warps edited faces back into the photos they were aligned from, blended at the crop's "
-                        "edge; pixels outside the face crops stay the original's. One face edited N ways gives N "
+            description="Warps edited faces back into the photos they were aligned from, colour-matched to the "
+                        "photo and blended at the crop's edge; pixels outside the face crops stay the original's. One face edited N ways gives N "
                         "photos; N faces edited once each give the photos with every face replaced.",
             inputs=[
                 io.Image.Input("original", tooltip="The photo(s) given to Align Face."),
@@ -82,15 +82,26 @@ class PasteBack(io.ComfyNode):
                                                  "1024x1024), in the order of the aligned crops."),
                 types.Alignment.Input("alignment", tooltip="From the Align Face that cut the crops."),
                 io.Float.Input("feather", default=0.1, min=0.0, max=0.5, step=0.01,
-                               tooltip="Width of the blend at the crop's edge, as a fraction of its side; 0 = "
-                                       "a hard edge."),
+                               tooltip="Width of the blend at the mask's edge, as a fraction of the crop's side; "
+                                       "0 = a hard edge."),
+                io.Float.Input("color_match", default=1.0, min=0.0, max=1.0, step=0.05,
+                               tooltip="How far each edited face takes the photo's colours where the two meet "
+                                       "(the mask's border band): 0 = as edited, 1 = matched. Hides colour "
+                                       "casts of the generator; the edit inside the face is kept."),
+                io.Float.Input("grow", default=0.0, min=-0.4, max=0.1, step=0.01,
+                               tooltip="Moves the mask's edge, as a fraction of the crop's side: negative pastes "
+                                       "less of the crop (the face without its square's margin); positive lifts "
+                                       "the crop's own edge into view."),
             ],
             outputs=[io.Image.Output(display_name="image",
-                                     tooltip="The photo(s) with the edits pasted in, the original's size.")],
+                                     tooltip="The photo(s) with the edits pasted in, the original's size."),
+                     io.Mask.Output(display_name="mask",
+                                    tooltip="The blend mask of each output photo [B, H, W] in [0, 1] (the photo's "
+                                            "size): where the edit was pasted, for inpainting or upscaling it.")],
         )
 
     @classmethod
-    def execute(cls, original, edited, alignment, feather) -> io.NodeOutput:
+    def execute(cls, original, edited, alignment, feather, color_match=1.0, grow=0.0) -> io.NodeOutput:
         n_edits, n_faces = edited.shape[0], len(alignment)
         pbar = comfy.utils.ProgressBar(1 if n_edits == n_faces else n_edits)
 
@@ -102,7 +113,9 @@ class PasteBack(io.ComfyNode):
         mm.throw_exception_if_processing_interrupted()
         photos = original.movedim(-1, 1)[:, :3].float()
         try:
-            out = paste_edits(photos, edited.movedim(-1, 1)[:, :3].float(), alignment, feather, step)
+            out, masks = paste_edits(photos, edited.movedim(-1, 1)[:, :3].float(), alignment, feather, step,
+                                     color_match=float(color_match), grow=float(grow))
         except InputError as e:
             raise InputError(f"Paste Back: {e}") from None
-        return io.NodeOutput(out.movedim(1, -1).to(mm.intermediate_device(), torch.float32))
+        device = mm.intermediate_device()
+        return io.NodeOutput(out.movedim(1, -1).to(device, torch.float32), masks.to(device, torch.float32))

@@ -66,7 +66,7 @@ def _make_io():
     io = types.ModuleType("comfy_api.latest.io")
     io.Custom = _comfytype
     for name, io_type in [("Image", "IMAGE"), ("Float", "FLOAT"), ("Int", "INT"), ("Boolean", "BOOLEAN"),
-                          ("String", "STRING"), ("Combo", "COMBO"), ("Latent", "LATENT")]:
+                          ("String", "STRING"), ("Combo", "COMBO"), ("Latent", "LATENT"), ("Mask", "MASK")]:
         setattr(io, name, _comfytype(io_type))
     io.Schema, io.NodeOutput, io.ComfyNode = _Schema, _NodeOutput, _ComfyNode
     return io

@@ -60,7 +60,8 @@ def test_alignment_and_paste_back_run_on_the_meta_device(near_edge, near_edge_fa
     assert crops.is_meta and crops.shape == (len(faces[0]), 3, 256, 256)
     out = A.paste_back(photo, torch.empty(len(faces[0]), 3, 1024, 1024, device="meta"), al)
     assert out.is_meta and out.shape == photo.shape
-    assert A.paste_edits(photo, crops[:1].expand(3, -1, -1, -1), A.Alignment(al.faces[:1], 1)).shape[0] == 3
+    images, masks = A.paste_edits(photo, crops[:1].expand(3, -1, -1, -1), A.Alignment(al.faces[:1], 1))
+    assert images.shape[0] == masks.shape[0] == 3 and images.is_meta and masks.is_meta  # colour match included
 
 
 def test_detection_is_the_one_host_copy_and_says_so_on_meta():

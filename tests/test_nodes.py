@@ -290,6 +290,18 @@ def test_n_edits_of_one_face_give_n_photos(nodes, aligned, photo):
         torch.testing.assert_close(out[k:k + 1], one, rtol=0, atol=0)
 
 
+def test_paste_back_outputs_its_blend_mask_with_grow_and_colour_match(nodes, aligned, photo):
+    crops, alignment = aligned
+    edits = torch.stack([crops[0], 1 - crops[0]])
+    out, mask = nodes["CLIPInverterPasteBack"].execute(photo, edits, alignment, 0.1, 1.0, 0.0).args
+    assert mask.shape == (2, 512, 512) and mask.dtype == torch.float32 and mask.max() == 1
+    assert ((out != photo).any(-1) <= (mask > 0)).all()  # nothing changed outside the mask
+    shrunk = nodes["CLIPInverterPasteBack"].execute(photo, edits, alignment, 0.1, 1.0, -0.1).args[1]
+    assert (shrunk > 0).sum() < (mask > 0).sum()
+    plain = nodes["CLIPInverterPasteBack"].execute(photo, edits, alignment, 0.1, 0.0, 0.0).args[0]
+    assert not torch.equal(plain, out)  # color_match reaches the paste
+
+
 def test_paste_back_counts_that_do_not_fit_are_a_clear_error(nodes, photo):
     two = torch.cat([photo, photo])
     crops, alignment = nodes["CLIPInverterAlignFace"].execute(two, 0, 64, "error").args

@@ -18,8 +18,8 @@ from .detect import (DETECT_MAX_SIDE, PREDICTOR_FILE, UPSAMPLE_MAX_SIDE, Face, F
 from .geometry import (BLUR_FRACTION, BORDER_FRACTION, CENTRE_SHIFT, EYE_SPAN, LANCZOS_LOBES, LEFT_EYE,
                        MIN_BORDER, MOUTH_LEFT, MOUTH_RIGHT, MOUTH_SPAN, PAD_FRACTION, RIGHT_EYE, Alignment,
                        FaceAlignment, ffhq_quad)
-from .paste import face_mask, paste_back, paste_edits
+from .paste import face_mask, paste_back, paste_back_with_mask, paste_edits
 from .warp import align_face
 
 __all__ = ["Alignment", "Face", "FaceAlignment", "FaceNotFoundError", "align", "align_face", "detect_faces",
-           "face_mask", "ffhq_quad", "paste_back", "paste_edits", "predictor_path", "to_unit_tensor"]
+           "face_mask", "ffhq_quad", "paste_back", "paste_back_with_mask", "paste_edits", "predictor_path", "to_unit_tensor"]
