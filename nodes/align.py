@@ -9,10 +9,14 @@ import torch
 from comfy_api.latest import io
 
 from ..clipinverter_core.align import Alignment, FaceNotFoundError, align, paste_edits
+from ..clipinverter_core.align.detect import FACE_ORDERS
+from ..clipinverter_core.align.track import looks_like_video
+from ..clipinverter_core.align.video import align_clip, scan_frames
 from ..clipinverter_core.errors import InputError
 from . import types
 
 NO_FACE = ["error", "passthrough"]
+TRACKING = ["auto", "on", "off"]
 
 
 class AlignFace(io.ComfyNode):
@@ -23,17 +27,30 @@ class AlignFace(io.ComfyNode):
             display_name="Align Face",
             category="CLIPInverter",
             description="Finds the face in each photo (dlib) and cuts the FFHQ-aligned square crop the inverter "
-                        "expects (eyes level, face centred). Keep the alignment output for Paste Back.",
+                        "expects (eyes level, face centred). On video frames it follows one face through the clip "
+                        "and smooths its crop over time. Keep the alignment output for Paste Back.",
             inputs=[
-                io.Image.Input("image", tooltip="Any photo(s) with a face; a batch is aligned photo by photo."),
+                io.Image.Input("image", tooltip="Any photo(s) with a face, or the frames of a video; a batch of "
+                                                "photos is aligned photo by photo."),
                 io.Int.Input("face_index", default=0, min=-1, max=63,
-                             tooltip="Which face of each photo, by size: 0 = the largest, 1 = the next; -1 = every "
-                                     "face of every photo."),
+                             tooltip="Which face, counted in face_order: 0 = the first; -1 = every face (on video: "
+                                     "each face of the first frame, each followed on its own)."),
                 io.Int.Input("size", default=256, min=64, max=2048, step=64,
                              tooltip="Side of the crop: 256 feeds the encoder; 1024 to look at."),
                 io.Combo.Input("if_no_face", options=NO_FACE, default="error",
-                               tooltip="A photo without a face: stop with an error, or pass the whole photo "
-                                       "through, resized to the crop size."),
+                               tooltip="A photo (or a video frame, after `hold` frames) without a face: stop with "
+                                       "an error, or pass the whole photo through, resized to the crop size."),
+                io.Combo.Input("face_order", optional=True, options=list(FACE_ORDERS), default=FACE_ORDERS[0],
+                               tooltip="What face_index counts: faces by size, from the left, or from the top."),
+                io.Combo.Input("tracking", optional=True, options=TRACKING, default="auto",
+                               tooltip="Follow one face through the batch (on), align each photo alone (off), or "
+                                       "auto: follow when the batch is a video, i.e. most neighbouring frames show "
+                                       "the same shot (their colours barely change)."),
+                io.Float.Input("smoothing", optional=True, default=3.0, min=0.0, max=20.0, step=0.5,
+                               tooltip="Tracking: how much the crop is smoothed over time, as a Gaussian's sigma in "
+                                       "frames (0 = per-frame detections). No lag: the whole clip is known."),
+                io.Int.Input("hold", optional=True, default=5, min=0, max=240,
+                             tooltip="Tracking: frames a lost face keeps its last crop before if_no_face applies."),
             ],
             outputs=[
                 io.Image.Output(display_name="aligned",
@@ -44,23 +61,46 @@ class AlignFace(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, image, face_index, size, if_no_face) -> io.NodeOutput:
+    def execute(cls, image, face_index, size, if_no_face, face_order=FACE_ORDERS[0], tracking="auto",
+                smoothing=3.0, hold=5) -> io.NodeOutput:
         which = "all" if face_index < 0 else int(face_index)
-        photos = image.movedim(-1, 1)[:, :3].float()
-        pbar = comfy.utils.ProgressBar(photos.shape[0])
+        photos = image.movedim(-1, 1)[:, :3]
+        n = photos.shape[0]
+        pbar = comfy.utils.ProgressBar(2 * n if tracking != "off" and n > 1 else n)
+        frames = (photos[b].float() for b in range(n))  # one frame in float32 at a time
+        try:
+            if tracking != "off" and n > 1:
+                detections, cuts = scan_frames(frames, mm.throw_exception_if_processing_interrupted,
+                                               lambda k: pbar.update(1))
+                if tracking == "on" or looks_like_video(cuts):
+                    crops, alignment = align_clip(photos, int(size), which, if_no_face, face_order, float(smoothing),
+                                                  int(hold), detections, cuts,
+                                                  mm.throw_exception_if_processing_interrupted,
+                                                  lambda k: pbar.update(1))
+                    return io.NodeOutput(crops.movedim(1, -1).to(mm.intermediate_device(), torch.float32),
+                                         alignment)
+                return cls._each(photos, which, int(size), if_no_face, face_order, pbar, detections)
+            return cls._each(photos, which, int(size), if_no_face, face_order, pbar)
+        except FaceNotFoundError as e:
+            raise FaceNotFoundError(f"Align Face: {e}") from None
+
+    @staticmethod
+    def _each(photos, which, size, if_no_face, face_order, pbar, detections=None) -> io.NodeOutput:
+        """Each photo aligned on its own (detections reused when the tracking check already ran them)."""
         crops, faces = [], []
         for b in range(photos.shape[0]):
             mm.throw_exception_if_processing_interrupted()
             try:
-                crop, found = align(photos[b:b + 1], int(size), which, if_no_face)
+                found = None if detections is None else [detections[b]]
+                crop, aligned = align(photos[b:b + 1].float(), size, which, if_no_face, found, face_order)
             except FaceNotFoundError:
-                raise FaceNotFoundError(f"Align Face: no face found in photo {b} of the batch (a frontal face of "
+                raise FaceNotFoundError(f"no face found in photo {b} of the batch (a frontal face of "
                                         "about 80 px or more is needed); set if_no_face to passthrough to use "
                                         "the whole photo instead") from None
             except InputError as e:
                 raise InputError(f"Align Face: photo {b} of the batch: {e}") from None
             crops.append(crop)
-            faces += [dataclasses.replace(f, batch_index=b) for f in found.faces]
+            faces += [dataclasses.replace(f, batch_index=b) for f in aligned.faces]
             pbar.update(1)
         aligned = torch.cat(crops).movedim(1, -1).to(mm.intermediate_device(), torch.float32)
         return io.NodeOutput(aligned, Alignment(faces, photos.shape[0]))
@@ -84,11 +124,11 @@ class PasteBack(io.ComfyNode):
                 io.Float.Input("feather", default=0.1, min=0.0, max=0.5, step=0.01,
                                tooltip="Width of the blend at the mask's edge, as a fraction of the crop's side; "
                                        "0 = a hard edge."),
-                io.Float.Input("color_match", default=1.0, min=0.0, max=1.0, step=0.05,
+                io.Float.Input("color_match", optional=True, default=1.0, min=0.0, max=1.0, step=0.05,
                                tooltip="How far each edited face takes the photo's colours where the two meet "
                                        "(the mask's border band): 0 = as edited, 1 = matched. Hides colour "
                                        "casts of the generator; the edit inside the face is kept."),
-                io.Float.Input("grow", default=0.0, min=-0.4, max=0.1, step=0.01,
+                io.Float.Input("grow", optional=True, default=0.0, min=-0.4, max=0.1, step=0.01,
                                tooltip="Moves the mask's edge, as a fraction of the crop's side: negative pastes "
                                        "less of the crop (the face without its square's margin); positive lifts "
                                        "the crop's own edge into view."),

@@ -123,7 +123,7 @@ def test_types_are_pack_prefixed_never_core_latent(nodes):
         s = node.define_schema()
         for port in s.inputs + s.outputs:
             assert port.io_type != "LATENT", (node_id, port.id)
-            if port.io_type not in ("IMAGE", "FLOAT", "INT", "BOOLEAN", "STRING", "COMBO"):
+            if port.io_type not in ("IMAGE", "MASK", "FLOAT", "INT", "BOOLEAN", "STRING", "COMBO"):
                 assert port.io_type.startswith("CLIPINVERTER_"), (node_id, port.io_type)
 
 
@@ -246,7 +246,13 @@ def test_align_face_reports_progress_per_photo_and_merges_the_batch(nodes, photo
     assert crops.shape == (2, 64, 64, 3) and alignment.batch_size == 2
     assert [f.batch_index for f in alignment.faces] == [0, 1]
     assert alignment.faces[0].passthrough and not alignment.faces[1].passthrough
-    assert [p.current for p in RECORD.progress] == [2] and RECORD.checks == 2
+    # tracking 'auto' first scans the batch (detections and cuts: a blank frame then a photo is no video), then
+    # aligns each photo alone with those detections: two steps per photo, a cancel check before each
+    assert [(p.current, p.total) for p in RECORD.progress] == [(4, 4)] and RECORD.checks == 4
+    RECORD.reset()
+    off = nodes["CLIPInverterAlignFace"].execute(torch.cat([blank, photo]), 0, 64, "passthrough", tracking="off").args
+    torch.testing.assert_close(off[0], crops, rtol=0, atol=0)
+    assert [(p.current, p.total) for p in RECORD.progress] == [(2, 2)] and RECORD.checks == 2
 
 
 def test_a_photo_without_a_face_is_a_clear_error(nodes, photo):

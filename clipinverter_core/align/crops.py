@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from .detect import Face, FaceNotFoundError, detect_faces
+from .detect import Face, FaceNotFoundError, detect_faces, order_faces
 from .geometry import Alignment, FaceAlignment, crop_corners
 from .warp import align_face
 
@@ -53,11 +53,12 @@ def _passthrough(b: int, image: torch.Tensor, size: int) -> tuple[torch.Tensor, 
 
 
 def align(image, size: int = 256, face_index: int | str = 0, on_missing: str = "error",
-          faces: list[list[Face]] | None = None) -> tuple[torch.Tensor, Alignment]:
+          faces: list[list[Face]] | None = None, face_order: str = "largest first") -> tuple[torch.Tensor, Alignment]:
     """Aligned face crops of a photo or a batch of photos.
 
     image: see `to_unit_tensor`; a tensor stays on its device. size: 256 for the encoder, 1024 to look at.
-    face_index: which face of each photo, 0 = the largest; 'all' = every face of every photo.
+    face_index: which face of each photo, 0 = the first in `face_order` (the largest by default); 'all' = every
+    face of every photo. face_order: 'largest first', 'left to right' or 'top to bottom' (detect.FACE_ORDERS).
     on_missing: 'error' raises FaceNotFoundError; 'passthrough' uses the whole photo, resized, instead.
     faces: detections to reuse (one list per photo), e.g. from an earlier call's `detect_faces`.
     Returns (N, 3, size, size) in [0, 1] and the Alignment that `paste_back` needs."""
@@ -67,10 +68,11 @@ def align(image, size: int = 256, face_index: int | str = 0, on_missing: str = "
         raise InputError(f"on_missing must be 'error' or 'passthrough', not {on_missing!r}")
     if face_index != "all" and (not isinstance(face_index, int) or face_index < 0):
         raise InputError(f"face index must be 0, 1, ... or 'all', not {face_index!r}")
+    order_faces([], face_order)  # an unknown order is an error before any detection runs
     images = to_unit_tensor(image)
     crops, entries = [], []
     for b, photo in enumerate(images):
-        found = faces[b] if faces is not None else detect_faces(photo)
+        found = order_faces(faces[b] if faces is not None else detect_faces(photo), face_order)
         if not found:
             if on_missing == "passthrough":
                 crop, entry = _passthrough(b, photo, size)

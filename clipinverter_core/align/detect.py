@@ -109,3 +109,18 @@ def detect_faces(image) -> list[Face]:
         faces.append(Face(box, lm, float(score)))
     faces.sort(key=lambda f: (-f.area, -f.score))
     return faces
+
+
+FACE_ORDERS = ("largest first", "left to right", "top to bottom")
+
+
+def order_faces(faces: list[Face], order: str = "largest first") -> list[Face]:
+    """Faces in the order face indices count them: by size (largest first; ties: most confident), or by the
+    detector box's centre, left to right or top to bottom."""
+    if order == "largest first":
+        return sorted(faces, key=lambda f: (-f.area, -f.score))
+    if order == "left to right":
+        return sorted(faces, key=lambda f: (f.box[0] + f.box[2], f.box[1] + f.box[3]))
+    if order == "top to bottom":
+        return sorted(faces, key=lambda f: (f.box[1] + f.box[3], f.box[0] + f.box[2]))
+    raise InputError(f"face order must be one of {', '.join(FACE_ORDERS)}, not {order!r}")

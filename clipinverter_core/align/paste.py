@@ -133,4 +133,6 @@ def paste_edits(original, edited: torch.Tensor, alignment: Alignment, feather: f
         masks.append(mask)
         if progress is not None:
             progress(k, len(groups))
+    if len(groups) == 1:  # one paste of the whole batch (a video's frames): no second copy of it
+        return images[0], masks[0]
     return torch.cat(images), torch.cat(masks)

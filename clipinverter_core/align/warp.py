@@ -15,10 +15,15 @@ def align_face(image: torch.Tensor, landmarks: np.ndarray, size: int = 256) -> t
 
     Same steps and numbers as the official preprocessing with output_size = transform_size = size; only the
     region around the face is computed, in the photo's dtype and on its device."""
+    return align_quad(image, ffhq_quad(landmarks), size)
+
+
+def align_quad(image: torch.Tensor, quad: np.ndarray, size: int = 256) -> tuple[torch.Tensor, np.ndarray]:
+    """`align_face` from the quad (4, 2) itself (a tracked, smoothed quad)."""
     from kornia.geometry.transform import warp_perspective
 
     _, h, w = image.shape
-    quad = ffhq_quad(landmarks)
+    quad = np.asarray(quad, dtype=np.float64)
     qsize = float(np.hypot(*(quad[3] - quad[0])))  # the square's side
 
     # Shrink: a face more than 4x the output is first reduced by an integer factor (Lanczos, antialiased).
