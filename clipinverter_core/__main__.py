@@ -1,4 +1,4 @@
-"""Command line: `python -m clipinverter_core {convert,info,edit,align,download,standin,bench} ...`."""
+"""Command line: `python -m clipinverter_core {convert,info,edit,edit-video,align,download,standin,bench} ...`."""
 from __future__ import annotations
 
 import argparse
@@ -90,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     b.add_argument("--compile", default=None, choices=("default", "reduce-overhead", "max-autotune"),
                    help="torch.compile the fast path's heavy stages (compiled.py); the warm-up round compiles")
+    __import__(f"{__package__}.video_cli", fromlist=["register"]).register(sub)
     return ap
 
 
@@ -210,8 +211,9 @@ def cmd_bench(a) -> int:
 def main(argv=None) -> int:
     a = _parser().parse_args(argv)
     try:
-        return {"convert": cmd_convert, "info": cmd_info, "edit": cmd_edit, "align": cmd_align,
-                "standin": cmd_standin, "download": cmd_download, "bench": cmd_bench}[a.cmd](a)
+        run = getattr(a, "func", None) or {"convert": cmd_convert, "info": cmd_info, "edit": cmd_edit, "align": cmd_align,
+                                           "standin": cmd_standin, "download": cmd_download, "bench": cmd_bench}[a.cmd]
+        return run(a)
     except (CLIPInverterError, FileNotFoundError) as e:
         msg = str(e) if not isinstance(e, FileNotFoundError) or not e.filename else f"no file at {e.filename}"
         print(f"error: {msg}", file=sys.stderr)

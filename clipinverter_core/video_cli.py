@@ -1,0 +1,183 @@
+"""`edit-video`: one face edited through a whole video with PyAV, streamed.
+
+    pass 1: decode each frame -> detect faces + a cut signature (kept: a few hundred bytes a frame)
+            -> track and smooth (align/track.py) -> each frame's crops
+    pass 2: decode again, in chunks of --batch frames: crops -> edit -> paste back -> encode H.264;
+            the audio packets are copied as they are
+
+Frames are never all in memory: at most one chunk of frames, crops and edits is alive. The output keeps the
+input's frame rate, size and audio stream; it is written under a temporary name beside the target and renamed
+when complete, so Ctrl-C (or an error) leaves no half-written file.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from .errors import CLIPInverterError, InputError
+
+H264_ENCODERS = ("libx264", "h264")  # FFmpeg's encoder names for H.264, in order of preference
+FALLBACK_ENCODER = "mpeg4"
+CONTAINER_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+H264_CRF = "18"  # x264's visually near-lossless setting
+
+
+def register(sub) -> None:
+    """Adds the `edit-video` subcommand to the CLI's subparsers."""
+    v = sub.add_parser("edit-video", help="edit a face through a whole video (streamed with PyAV)")
+    v.add_argument("--model", required=True, help="bundle (.safetensors)")
+    v.add_argument("--input", required=True, help="input video (anything FFmpeg reads)")
+    v.add_argument("-o", "--output", required=True, help="output video: .mp4, .mov or .mkv (H.264)")
+    v.add_argument("--text", required=True, help="the target description")
+    v.add_argument("--strength", type=float, default=1.0, help="edit strength alpha (1 = the paper)")
+    v.add_argument("--remap-strength", type=float, default=1.0, help="CLIPRemapper strength beta")
+    v.add_argument("--face-index", default="0", help="which face, in --face-order (0 = the first), or 'all'")
+    v.add_argument("--face-order", default="largest first", choices=("largest first", "left to right",
+                                                                      "top to bottom"))
+    v.add_argument("--smoothing", type=float, default=3.0, help="the crop's smoothing over time, sigma in frames")
+    v.add_argument("--hold", type=int, default=5, help="frames a lost face keeps its last crop")
+    v.add_argument("--if-no-face", choices=("error", "passthrough"), default="passthrough",
+                   help="frames without a face (after --hold): stop, or keep them unedited (default)")
+    v.add_argument("--feather", type=float, default=0.1, help="width of the paste's blend, a fraction of the crop")
+    v.add_argument("--color-match", type=float, default=1.0, help="0..1: the face takes the frame's colours")
+    v.add_argument("--batch", type=int, default=8, help="frames edited at once (memory: one chunk)")
+    v.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
+    v.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    v.add_argument("--quiet", action="store_true", help="no progress bars")
+    v.set_defaults(func=run)
+
+
+def _av():
+    try:
+        import av
+    except ImportError:
+        raise CLIPInverterError("edit-video needs PyAV: pip install av (ComfyUI installs it)") from None
+    return av
+
+
+def _frames(path: str):
+    """(3, H, W) float tensors in [0, 1], one at a time."""
+    import torch
+
+    av = _av()
+    with av.open(path) as container:
+        for frame in container.decode(video=0):
+            yield torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).float().div_(255)
+
+
+def _bar(total: int, desc: str, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total or None, desc=desc, unit="frame", disable=quiet, file=sys.stderr)
+
+
+def _video_encoder(av) -> str:
+    for name in H264_ENCODERS:
+        try:
+            av.codec.Codec(name, "w")
+            return name
+        except Exception:  # noqa: BLE001 - PyAV raises its own errors for unknown codecs
+            continue
+    print(f"WARNING: this PyAV build has no H.264 encoder ({', '.join(H264_ENCODERS)}); writing MPEG-4 Part 2 "
+          f"({FALLBACK_ENCODER}) instead. A PyAV wheel from PyPI has libx264.", file=sys.stderr)
+    return FALLBACK_ENCODER
+
+
+def _probe(path: str):
+    av = _av()
+    try:
+        with av.open(path) as c:
+            if not c.streams.video:
+                raise InputError(f"{path}: no video stream")
+            s = c.streams.video[0]
+            return s.frames, s.average_rate or s.guessed_rate, s.codec_context.width, s.codec_context.height
+    except av.error.FFmpegError as e:
+        raise InputError(f"{path}: not a readable video ({e})") from None
+
+
+def run(a) -> int:
+    import numpy as np
+    import torch
+
+    from .align import Alignment, paste_edits
+    from .align.video import crop_frame, plan_clip, scan_frames
+    from .fileio import atomic_output
+    from .images import ENCODER_SIZE, generator_to_unit
+    from .pipeline import CLIPInverter
+
+    if not os.path.isfile(a.input):
+        raise FileNotFoundError(2, "no such file", a.input)
+    fmt = CONTAINER_FORMATS.get(os.path.splitext(a.output)[1].lower())
+    if fmt is None:
+        raise InputError(f"the output must end in {', '.join(CONTAINER_FORMATS)}, not {a.output!r}")
+    face_index = "all" if a.face_index == "all" else int(a.face_index)
+    total, rate, width, height = _probe(a.input)
+    if width % 2 or height % 2:
+        raise InputError(f"the video is {width}x{height}; H.264 (yuv420p) needs an even width and height")
+
+    with _bar(total, "scan", a.quiet) as bar:
+        detections, cuts = scan_frames(_frames(a.input), progress=lambda k: bar.update(1))
+    plan = plan_clip(detections, cuts, face_index, a.if_no_face, a.face_order, a.smoothing, a.hold)
+    del detections
+
+    model = CLIPInverter.from_bundle(a.model, a.device, a.precision)
+    if model.metadata.get("standin"):
+        print("WARNING: stand-in RANDOM weights: the faces will not look like faces.", file=sys.stderr)
+    text = model.encode_text([a.text])
+
+    def edit_chunk(frames: list, first: int) -> list:
+        crops, entries = [], []
+        for k, frame in enumerate(frames):
+            c, e = crop_frame(frame.to(model.device), k, plan[first + k], ENCODER_SIZE)
+            crops += c
+            entries += e
+        r = model.edit(torch.stack(crops).sub(0.5).div(0.5), text, strength=a.strength,
+                       remap_strength=a.remap_strength)
+        photos = torch.stack(frames).to(model.device)
+        out, _ = paste_edits(photos, generator_to_unit(r.image.float()), Alignment(entries, len(frames)),
+                             a.feather, color_match=a.color_match)
+        return list(out.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+
+    av = _av()
+    encoder = _video_encoder(av)
+    with atomic_output(a.output) as tmp, av.open(a.input) as src, av.open(tmp, "w", format=fmt) as dst:
+        vin = src.streams.video[0]
+        vout = dst.add_stream(encoder, rate=rate)
+        vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
+        if encoder == "libx264":
+            vout.options = {"crf": H264_CRF}
+        ain = src.streams.audio[0] if src.streams.audio else None
+        aout = dst.add_stream_from_template(ain) if ain is not None else None
+        pending, done = [], 0
+
+        def flush():
+            nonlocal pending, done
+            for pixels in edit_chunk(pending, done):
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+                frame.pts = done
+                frame.time_base = 1 / rate
+                for packet in vout.encode(frame):
+                    dst.mux(packet)
+                done += 1
+                bar.update(1)
+            pending = []
+
+        with _bar(len(plan), "edit", a.quiet) as bar:
+            for packet in src.demux(*(s for s in (vin, ain) if s is not None)):
+                if packet.stream is ain:
+                    if packet.dts is not None:
+                        packet.stream = aout
+                        dst.mux(packet)
+                    continue
+                for frame in packet.decode():
+                    if done + len(pending) >= len(plan):
+                        break  # a frame the first pass did not see
+                    pending.append(torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).float() / 255)
+                    if len(pending) == a.batch:
+                        flush()
+            if pending:
+                flush()
+            for packet in vout.encode():
+                dst.mux(packet)
+    print(f"wrote {a.output} ({done} frames, {encoder})")
+    return 0
