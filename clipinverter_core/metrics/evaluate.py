@@ -94,12 +94,13 @@ def run(a) -> int:
     from ..sources import official_files_help
     from .report import measure, write_report
 
+    paths = list_images(a.images)
     model = CLIPInverter.from_bundle(a.model, a.device)
     standin = bool(model.metadata.get("standin"))
     if standin:
         print("WARNING: stand-in RANDOM weights: the edits will not look like faces.\n" + official_files_help(),
               file=sys.stderr)
-    names, x = load_faces(list_images(a.images), a.no_align, model.device,
+    names, x = load_faces(paths, a.no_align, model.device,
                           warn=lambda m: print(m, file=sys.stderr))
     result = measure(model, names, x, a.text, a.strength, a.remap_strength, a.source_text, arcface=a.arcface,
                      alexnet=a.alexnet, inception=a.inception, progress=not a.quiet)

@@ -69,7 +69,6 @@ def measure(model, names: list[str], x: torch.Tensor, prompts: list[str], streng
     from tqdm import tqdm
 
     from ..batching import map_chunks
-    from ..networks import Features
     from ..pipeline import Latent
 
     nets, skipped = load_networks(arcface, alexnet, folders, model.device)
@@ -82,28 +81,33 @@ def measure(model, names: list[str], x: torch.Tensor, prompts: list[str], streng
     thumbs: dict[tuple[int, float], list[np.ndarray]] = {k: [] for k in edit_inc}
     rows = []
     bar = tqdm(total=len(x) * len(edit_inc), desc="evaluate", unit="edit", disable=not progress)
+    pairs = [(p, s) for s in strengths for p in range(len(prompts))]
     for i in range(len(x)):
         xi, feats = x[i:i + 1], model.features(x[i:i + 1])
-        for s in strengths:
-            def edit_and_score(a: int, b: int):
-                """The edits of image i by prompts a..b-1 at strength s (one batch), and their scores."""
-                n = b - a
-                w_hat = model.edit_features(Features(*(f.expand(n, -1, -1, -1) for f in feats)), t[a:b], s)[1]
-                latent = model.remap(w_hat, t[a:b], remap_strength) if remap_strength != 0 else Latent(w_hat)
-                edits = model.decode(latent).clamp(-1, 1)
-                return edits, score_edits(clip, xi, edits, t[a:b], src, input_clip_emb=input_emb[i:i + 1], **nets)
 
-            start = 0
-            for edits, scores in map_chunks(edit_and_score, len(prompts)):
-                for k in range(len(edits)):
-                    p = start + k
-                    rows.append({"image": names[i], "prompt": prompts[p], "strength": s,
-                                 **{c: float(v[k]) for c, v in scores.items()}, "_order": (p, s, i)})
-                    thumbs[(p, s)].append(_thumb(edits[k:k + 1]))
-                    if inc is not None:
-                        edit_inc[(p, s)].append(fidelity.inception_features(inc, edits[k:k + 1]))
-                    bar.update(1)
-                start += len(edits)
+        def edit(p: int, s: float) -> torch.Tensor:
+            w_hat = model.edit_features(feats, t[p:p + 1], s)[1]
+            latent = model.remap(w_hat, t[p:p + 1], remap_strength) if remap_strength != 0 else Latent(w_hat)
+            return model.decode(latent).clamp(-1, 1)
+
+        def score(a: int, b: int):
+            """Edits of image i by pairs a..b-1, scored in one batch (the input's embeddings computed once)."""
+            edits = torch.cat([edit(*pairs[k]) for k in range(a, b)])
+            targets = torch.cat([t[p:p + 1] for p, _ in pairs[a:b]])
+            return edits, score_edits(clip, xi, edits, targets, src, input_clip_emb=input_emb[i:i + 1], **nets)
+
+        start = 0
+        for edits, scores in map_chunks(score, len(pairs)):
+            edits_inc = None if inc is None else fidelity.inception_features(inc, edits)
+            for k in range(len(edits)):
+                p, s = pairs[start + k]
+                rows.append({"image": names[i], "prompt": prompts[p], "strength": s,
+                             **{c: float(v[k]) for c, v in scores.items()}, "_order": (p, s, i)})
+                thumbs[(p, s)].append(_thumb(edits[k:k + 1]))
+                if inc is not None:
+                    edit_inc[(p, s)].append(edits_inc[k:k + 1])
+                bar.update(1)
+            start += len(edits)
     bar.close()
     rows.sort(key=lambda r: (r["_order"][0], strengths.index(r["_order"][1]), r["_order"][2]))
     for r in rows:

@@ -72,9 +72,10 @@ def _nan_to_none(v):
     return v
 
 
-def text_table(rows: list[dict], columns: list[str], skipped: dict[str, str] | None = None) -> str:
+def text_table(rows: list[dict], columns: list[str], skipped: dict[str, str] | None = None,
+               keys: tuple[str, ...] = KEYS) -> str:
     """Fixed-width text: a header, one line per row, then a line per skipped score saying why."""
-    fields = list(KEYS) + columns
+    fields = list(keys) + columns
     cells = [fields] + [[_text(r.get(k, ""), k) for k in fields] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(fields))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
