@@ -138,7 +138,7 @@ def write_report(m: Measured, folder: str) -> list[str]:
     paths = {name: os.path.join(folder, name) for name in ("metrics.csv", "metrics.json", "sheet.png",
                                                             "strength.png")}
     write_csv(paths["metrics.csv"], m.rows + m.means, m.columns)
-    title = "stand-in RANDOM weights" if m.meta.get("standin") else ""
+    title = "made on stand-in RANDOM weights (not a trained model)" if m.meta.get("standin") else ""
     captions = {(m.names.index(r["image"]), m.prompts.index(r["prompt"]), r["strength"]): _caption(r)
                 for r in m.rows}
     save_image(paths["sheet.png"], contact_sheet(m.inputs, m.names, m.edits, m.prompts, m.strengths, captions,
@@ -146,7 +146,7 @@ def write_report(m: Measured, folder: str) -> list[str]:
     plotted = [(c, label) for c, label in PLOTTED if c in m.columns]
     try:
         strength_plot(paths["strength.png"], m.means, m.prompts, m.strengths, plotted,
-                      ("made on " + title) if title else "")
+                      title)
     except ImportError:
         m.skipped["strength.png"] = "matplotlib is not installed (pip install matplotlib)"
         del paths["strength.png"]
