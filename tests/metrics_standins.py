@@ -1,4 +1,4 @@
-"""Stand-ins of the metrics' files. The FID Inception-v3 file: torch-fidelity's layout (the keys and shapes of
+"""A stand-in of the FID Inception-v3 file: torch-fidelity's layout (the keys and shapes of
 weights-inception-2015-12-05-6726825d.pth), random weights (He-normal convolutions, so that the pool features
 neither vanish nor explode). Written once per session; about 95 MB."""
 from __future__ import annotations
@@ -44,21 +44,3 @@ def standin_inception(tmp_path_factory) -> str:
         _written["path"] = write_standin_inception(str(tmp_path_factory.mktemp("inception") / FILE))
     return _written["path"]
 
-
-def loss_network_files(tmp_path_factory) -> dict[str, str]:
-    """The parity kit's stand-ins of model_ir_se50.pth and alexnet-owt-7be5be79.pth (CLIPINVERTER_KIT_CACHE/lossnets
-    when it holds them, else written by the kit's recipe once per session)."""
-    import os
-
-    from conftest import _need_kit, _recipe
-    from clipinverter_core.lossnets import LOSS_FILES
-
-    if "loss" not in _written:
-        cache = os.environ.get("CLIPINVERTER_KIT_CACHE")
-        folder = os.path.join(cache, "lossnets") if cache else ""
-        if not all(os.path.isfile(os.path.join(folder, LOSS_FILES[k])) for k in ("arcface", "alexnet")):
-            _need_kit()
-            folder = str(tmp_path_factory.mktemp("lossnets"))
-            _recipe().write_loss_networks(folder, 0, ("arcface", "alexnet"))
-        _written["loss"] = {k: os.path.join(folder, LOSS_FILES[k]) for k in ("arcface", "alexnet")}
-    return _written["loss"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from metrics_standins import loss_network_files, standin_inception
+from metrics_standins import standin_inception
 
 PROMPTS = ["this person has blonde hair"]  # one prompt keeps CI under a minute; the sheet test below has more
 STRENGTHS = "0.5,1.5"
@@ -29,10 +29,10 @@ def faces(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def report(faces, standin256, tmp_path_factory):
+def report(faces, standin256, lossnet_factory, tmp_path_factory):
     from clipinverter_core.__main__ import main
 
-    files = loss_network_files(tmp_path_factory)
+    files = lossnet_factory()
     out = tmp_path_factory.mktemp("report")
     argv = ["evaluate", "--model", standin256, "--images", str(faces), "-o", str(out), "--no-align",
             "--strength", STRENGTHS, "--arcface", files["arcface"], "--alexnet", files["alexnet"],

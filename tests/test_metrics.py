@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from clipinverter_core.errors import CheckpointError
 from clipinverter_core.metrics import (clip_score, directional_similarity, identity_similarity, image_embeddings,
                                        load_networks, lpips_distance)
-from metrics_standins import loss_network_files, standin_inception
+from metrics_standins import standin_inception
 
 DIM = 512
 
@@ -82,8 +82,8 @@ def test_image_embeddings_are_the_pipelines_clip_image_embeddings(standin256):
 
 # --- identity and LPIPS --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def nets(tmp_path_factory):
-    files = loss_network_files(tmp_path_factory)
+def nets(lossnet_factory):
+    files = lossnet_factory()
     nets, skipped = load_networks(files["arcface"], files["alexnet"], device="cpu")
     assert not skipped
     return nets

@@ -343,14 +343,12 @@ def test_out_of_memory_frees_other_models_and_retries_the_item_once(comfy, model
 
 # --- Edit Metrics --------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def arcface_in_model_folder(comfy, tmp_path_factory):
-    from metrics_standins import loss_network_files
-
+def arcface_in_model_folder(comfy, lossnet_factory):
     _, _, base = comfy
     target = base / "models" / "clipinverter" / "model_ir_se50.pth"
     target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists():
-        os.symlink(loss_network_files(tmp_path_factory)["arcface"], target)
+        os.symlink(lossnet_factory()["arcface"], target)
     return "model_ir_se50.pth"
 
 
