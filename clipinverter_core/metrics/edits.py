@@ -58,5 +58,8 @@ def load_networks(arcface: str | None = None, alexnet: str | None = None, folder
                 raise
             skipped[score] = str(e)
             continue
-        nets[arg] = loader(path, device)
+        try:
+            nets[arg] = loader(path, device)
+        except ImportError as e:  # lpips is a training requirement; without it LPIPS is skipped, saying so
+            skipped[score] = f"{e.name or e} is not installed (pip install {e.name or 'lpips'})"
     return nets, skipped
