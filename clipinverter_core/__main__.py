@@ -1,13 +1,22 @@
-"""Command line: `python -m clipinverter_core {convert,info,edit,edit-video,align,download,standin,bench} ...`."""
+"""Command line: `python -m clipinverter_core {convert,info,edit,edit-video,align,download,standin,bench,evaluate} ...`."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 
 from .errors import CLIPInverterError
 from .sources import official_files_help
+
+# Subcommands in modules of their own: each has add_parser(sub), which registers itself with set_defaults(run=...).
+# One line each.
+COMMAND_MODULES = [
+    ".video_cli",
+    ".metrics.evaluate",
+]
+
 
 def _face_index(text: str):
     if text == "all":
@@ -90,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     b.add_argument("--compile", default=None, choices=("default", "reduce-overhead", "max-autotune"),
                    help="torch.compile the fast path's heavy stages (compiled.py); the warm-up round compiles")
-    __import__(f"{__package__}.video_cli", fromlist=["register"]).register(sub)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name, __package__).add_parser(sub)
     return ap
 
 
@@ -211,9 +221,10 @@ def cmd_bench(a) -> int:
 def main(argv=None) -> int:
     a = _parser().parse_args(argv)
     try:
-        run = getattr(a, "func", None) or {"convert": cmd_convert, "info": cmd_info, "edit": cmd_edit, "align": cmd_align,
-                                           "standin": cmd_standin, "download": cmd_download, "bench": cmd_bench}[a.cmd]
-        return run(a)
+        if hasattr(a, "run"):
+            return a.run(a)
+        return {"convert": cmd_convert, "info": cmd_info, "edit": cmd_edit, "align": cmd_align,
+                "standin": cmd_standin, "download": cmd_download, "bench": cmd_bench}[a.cmd](a)
     except (CLIPInverterError, FileNotFoundError) as e:
         msg = str(e) if not isinstance(e, FileNotFoundError) or not e.filename else f"no file at {e.filename}"
         print(f"error: {msg}", file=sys.stderr)

@@ -22,7 +22,7 @@ CONTAINER_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matro
 H264_CRF = "18"  # x264's visually near-lossless setting
 
 
-def register(sub) -> None:
+def add_parser(sub) -> None:
     """Adds the `edit-video` subcommand to the CLI's subparsers."""
     v = sub.add_parser("edit-video", help="edit a face through a whole video (streamed with PyAV)")
     v.add_argument("--model", required=True, help="bundle (.safetensors)")
@@ -44,7 +44,7 @@ def register(sub) -> None:
     v.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
     v.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
     v.add_argument("--quiet", action="store_true", help="no progress bars")
-    v.set_defaults(func=run)
+    v.set_defaults(run=run)
 
 
 def _av():

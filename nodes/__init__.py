@@ -4,7 +4,7 @@
     Align Face -> ... -> Paste Back (whole photos)
 
 loader.py (bundle -> model), align.py (photos -> aligned crops, edits -> photos), encode.py (texts, reference
-pictures -> embeddings), edit.py (faces -> codes -> remapped codes), decode.py (codes -> IMAGE), latents.py (blend, save, load), memory.py (ComfyUI model
+pictures -> embeddings), edit.py (faces -> codes -> remapped codes), decode.py (codes -> IMAGE), latents.py (blend, save, load), metrics.py (Edit Metrics: scores of edits), memory.py (ComfyUI model
 management and the batch loop), paths.py (the clipinverter model folder), types.py (socket types).
 Nothing here loads weights at import.
 """
@@ -18,10 +18,11 @@ from .edit import InvertEdit, InvertOnly, Remap
 from .encode import EncodeImage, EncodeText
 from .latents import BlendLatents, LoadLatent, SaveLatent
 from .loader import LoadInverter
+from .metrics import EditMetrics
 from .paths import register_model_folder
 
 NODES: list[type[io.ComfyNode]] = [LoadInverter, AlignFace, EncodeText, EncodeImage, InvertEdit, InvertOnly, Remap,
-                                   Decode, PasteBack, BlendLatents, SaveLatent, LoadLatent]
+                                   Decode, PasteBack, BlendLatents, SaveLatent, LoadLatent, EditMetrics]
 
 register_model_folder()  # before any schema lists the folder's files
 

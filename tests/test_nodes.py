@@ -5,6 +5,7 @@ folder, model management, progress and cancel, batch broadcasting, and the same 
 """
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -19,7 +20,8 @@ from comfy_stubs import RECORD, ROOT
 
 PRODUCT_IDS = {"CLIPInverterLoader", "CLIPInverterEncodeText", "CLIPInverterEncodeImage", "CLIPInverterInvert",
                "CLIPInverterRemap", "CLIPInverterDecode", "CLIPInverterAlignFace", "CLIPInverterPasteBack"}
-EXTRA_IDS = {"CLIPInverterInvertOnly", "CLIPInverterBlendLatents", "CLIPInverterSaveLatent", "CLIPInverterLoadLatent"}
+EXTRA_IDS = {"CLIPInverterInvertOnly", "CLIPInverterBlendLatents", "CLIPInverterSaveLatent", "CLIPInverterLoadLatent",
+             "CLIPInverterEditMetrics"}
 BUNDLE = "clipinverter_faces.safetensors"
 PROMPT = "this person has blonde hair"
 
@@ -355,3 +357,52 @@ def test_out_of_memory_frees_other_models_and_retries_the_item_once(comfy, model
 
     with pytest.raises(torch.OutOfMemoryError):
         pack.nodes.memory.run_items(model, 1, always)
+
+
+# --- Edit Metrics --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def arcface_in_model_folder(comfy, lossnet_factory):
+    _, _, base = comfy
+    target = base / "models" / "clipinverter" / "model_ir_se50.pth"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        os.symlink(lossnet_factory()["arcface"], target)
+    return "model_ir_se50.pth"
+
+
+def test_edit_metrics_lists_the_arcface_file_of_the_model_folder_and_picks_it(nodes, arcface_in_model_folder):
+    arcface = next(i for i in nodes["CLIPInverterEditMetrics"].define_schema().inputs if i.id == "arcface")
+    assert arcface.options["options"] == ["none", arcface_in_model_folder]
+    assert arcface.options["default"] == arcface_in_model_folder
+    assert "not in the 'clipinverter' model folder" in nodes["CLIPInverterEditMetrics"].validate_inputs("x.pth")
+
+
+def test_edit_metrics_scores_each_edit_as_the_core_does(nodes, model, face, single, comfy, arcface_in_model_folder):
+    from clipinverter_core.lossnets import load_arcface
+    from clipinverter_core.metrics import score_edits
+
+    pixels = torch.cat([single["pixels"], face[1]])  # the edit, and the original itself as an "edit"
+    t = single["t"].repeat(2, 1)
+    table, clip, ident = nodes["CLIPInverterEditMetrics"].execute(model, face[1], pixels, t, "a photo of a face",
+                                                                  arcface_in_model_folder).args
+    lines = table.splitlines()
+    assert lines[0].split() == ["edit", "original", "embedding", "clip_score", "directional", "identity"]
+    assert len(lines) == 4 and lines[3].startswith("mean")
+    assert [p.current for p in RECORD.progress] == [1, 2]  # the source text, then one step per edit
+    inv, net = model.inverter, load_arcface(str(comfy[2] / "models" / "clipinverter" / arcface_in_model_folder))
+    ref = score_edits(inv.clip, face[1].movedim(-1, 1) * 2 - 1, pixels.movedim(-1, 1) * 2 - 1, t,
+                      inv.encode_text(["a photo of a face"]), identity_net=net)
+    assert clip == pytest.approx(ref["clip_score"].mean().item(), abs=1e-6)
+    assert ident == pytest.approx(ref["identity"].mean().item(), abs=1e-6)
+    itself = lines[2].split()  # the original scored against itself: the same face, and no change at all
+    assert float(itself[5]) == pytest.approx(1, abs=1e-4) and float(itself[4]) == 0
+
+
+def test_edit_metrics_without_arcface_leaves_identity_out_and_says_so(nodes, model, face, single):
+    table, clip, ident = nodes["CLIPInverterEditMetrics"].execute(model, face[1], single["pixels"], single["t"],
+                                                                  "a photo of a face", "none").args
+    assert math.isnan(ident) and -1 <= clip <= 1
+    assert table.splitlines()[1].split()[-1] == "-" and "identity: skipped (no ArcFace file chosen)" in table
+    with pytest.raises(Exception, match="2 originals and 3 edits do not pair up"):
+        nodes["CLIPInverterEditMetrics"].execute(model, face[1].repeat(2, 1, 1, 1), single["pixels"].repeat(3, 1, 1, 1),
+                                                 single["t"], "a photo of a face", "none")

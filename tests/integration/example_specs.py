@@ -11,6 +11,8 @@ CHECKPOINT_MODEL = {"name": CHECKPOINT, "directory": "checkpoints",
                            "v1-5-pruned-emaonly-fp16.safetensors"}
 FACE, REFERENCE = "face.png", "reference.png"  # what Load Image nodes name; users pick their own
 PHOTO = "photo.png"  # a whole photo with a face (not aligned), for the Align Face / Paste Back example
+# Core Batch Images (BatchImagesNode, which replaces the deprecated ImageBatch): its first two autogrow slots
+BATCH_SLOTS = ("images.image0", "images.image1")
 
 
 def _loader(x=40, y=40):
@@ -57,6 +59,7 @@ def reference_edit():
 
 
 def several_prompts():
+    """Three prompts over one face beside its reconstruction, scored by Edit Metrics (its table in Preview Any)."""
     chain, links = _edit_chain("text", prefix=None)
     return {"nodes": [_loader(), _image("face", FACE, 40, 240),
                       {"key": "text", "type": "CLIPInverterEncodeText", "pos": [400, 40], "size": [340, 160],
@@ -64,13 +67,19 @@ def several_prompts():
                                            "this person is smiling"}},
                       {"key": "recon", "type": "CLIPInverterInvertOnly", "pos": [780, 330]},
                       {"key": "recon_decode", "type": "CLIPInverterDecode", "pos": [1120, 330]},
-                      {"key": "batch", "type": "ImageBatch", "pos": [1460, 200]},
+                      {"key": "batch", "type": "BatchImagesNode", "pos": [1460, 200]},
                       {"key": "save", "type": "SaveImage", "pos": [1780, 40], "size": [700, 420],
-                       "widgets": {"filename_prefix": "clipinverter/several_prompts"}}] + chain,
+                       "widgets": {"filename_prefix": "clipinverter/several_prompts"}},
+                      {"key": "metrics", "type": "CLIPInverterEditMetrics", "pos": [1120, 520], "size": [320, 200],
+                       "widgets": {"source_text": "a photo of a face", "arcface": "none"}},
+                      {"key": "preview", "type": "PreviewAny", "pos": [1780, 520], "size": [700, 220]}] + chain,
             "links": links + [["loader", "model", "recon", "model"], ["face", "IMAGE", "recon", "image"],
                               ["loader", "model", "recon_decode", "model"], ["recon", "latent", "recon_decode", "latent"],
-                              ["recon_decode", "image", "batch", "image1"], ["decode", "image", "batch", "image2"],
-                              ["batch", "IMAGE", "save", "images"]]}
+                              ["recon_decode", "image", "batch", BATCH_SLOTS[0]],
+                              ["decode", "image", "batch", BATCH_SLOTS[1]], ["batch", "IMAGE", "save", "images"],
+                              ["loader", "model", "metrics", "model"], ["face", "IMAGE", "metrics", "original"],
+                              ["decode", "image", "metrics", "edited"], ["text", "embedding", "metrics", "embedding"],
+                              ["metrics", "table", "preview", "source"]]}
 
 
 def diffusion_upscale():

@@ -17,7 +17,8 @@ from .workflow_api import to_api
 
 NODE_IDS = ["CLIPInverterLoader", "CLIPInverterEncodeText", "CLIPInverterEncodeImage", "CLIPInverterInvert",
             "CLIPInverterInvertOnly", "CLIPInverterRemap", "CLIPInverterDecode", "CLIPInverterBlendLatents",
-            "CLIPInverterSaveLatent", "CLIPInverterLoadLatent", "CLIPInverterAlignFace", "CLIPInverterPasteBack"]
+            "CLIPInverterSaveLatent", "CLIPInverterLoadLatent", "CLIPInverterAlignFace", "CLIPInverterPasteBack",
+            "CLIPInverterEditMetrics"]
 
 
 def test_the_pack_imports_without_error(server):
@@ -66,6 +67,10 @@ def test_example_workflow_runs(server, object_info, name):
     images = [img for out in done["outputs"].values() for img in out.get("images", [])]
     expected = {"clipinverter_several_prompts": 4}.get(name, 1)
     assert len(images) == expected
+    if name == "clipinverter_several_prompts":  # Edit Metrics' table, shown by Preview Any: 3 edits and the mean
+        (table,) = [t for out in done["outputs"].values() for t in out.get("text", [])]
+        assert table.splitlines()[0].split()[:4] == ["edit", "original", "embedding", "clip_score"]
+        assert len(table.splitlines()) == 1 + 3 + 1 + 1  # header, edits, mean, "identity: skipped" (no ArcFace)
     for img in images:
         path = os.path.join(server.base, "output", img["subfolder"], img["filename"])
         assert Image.open(path).size[0] >= 256
