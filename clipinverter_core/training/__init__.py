@@ -1,0 +1,1 @@
+"""Training of both CLIPInverter stages (no ComfyUI import)."""
