@@ -1,13 +1,17 @@
-"""Command line: `python -m clipinverter_core {convert,info,edit,align,download,standin,bench} ...`."""
+"""Command line: `python -m clipinverter_core {convert,info,edit,align,download,standin,bench,train,export} ...`."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 
 from .errors import CLIPInverterError
 from .sources import official_files_help
+
+# modules whose add_parser(sub) adds their subcommands, each ending with set_defaults(run=...)
+COMMAND_MODULES = [".training.cli", ]
 
 def _face_index(text: str):
     if text == "all":
@@ -88,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     b.add_argument("--compile", default=None, choices=("default", "reduce-overhead", "max-autotune"),
                    help="torch.compile the fast path's heavy stages (compiled.py); the warm-up round compiles")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name, __package__).add_parser(sub)
     return ap
 
 
@@ -208,6 +214,8 @@ def cmd_bench(a) -> int:
 def main(argv=None) -> int:
     a = _parser().parse_args(argv)
     try:
+        if getattr(a, "run", None) is not None:
+            return a.run(a)
         return {"convert": cmd_convert, "info": cmd_info, "edit": cmd_edit, "align": cmd_align,
                 "standin": cmd_standin, "download": cmd_download, "bench": cmd_bench}[a.cmd](a)
     except (CLIPInverterError, FileNotFoundError) as e:

@@ -107,7 +107,7 @@ def test_tensorboard_scalars_and_the_grid_are_written(caption_folder, tmp_path):
     assert [e.step for e in acc.Scalars("train/loss")] == [1, 2]
     from PIL import Image
     grid = Image.open(tmp_path / "g" / "images" / "train" / "0000002.png")
-    assert grid.size[0] == 3 * 256 and os.path.isfile(tmp_path / "g" / "images" / "val" / "0000002.png")
+    assert grid.size[0] == 3 * 256 + 2 * 4 and os.path.isfile(tmp_path / "g" / "images" / "val" / "0000002.png")
 
 
 def _free_port() -> int:

@@ -15,6 +15,7 @@ TILE = 256        # pixels per picture in the grid
 TEXT_ROWS = 2     # caption lines above each row of pictures
 LINE_PX = 14      # height of one caption line
 SHOWN = 4         # samples per grid at most
+GAP = 4           # white pixels between pictures
 
 
 class RunLog:
@@ -63,17 +64,18 @@ def grid_image(images: dict[str, torch.Tensor], own: list[str], target: list[str
     n = min(SHOWN, len(own), *(images[k].shape[0] for k, _ in cols))
     tiles = {k: _tiles(images[k], n) for k, _ in cols}
     row_h = TEXT_ROWS * LINE_PX + TILE
-    canvas = Image.new("RGB", (TILE * len(cols), LINE_PX + n * row_h), (255, 255, 255))
+    step = TILE + GAP
+    canvas = Image.new("RGB", (step * len(cols) - GAP, LINE_PX + n * row_h), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     for c, (_, title) in enumerate(cols):
-        draw.text((c * TILE + 4, 1), title, fill=(0, 0, 0))
-    chars = TILE * len(cols) // 6  # the default bitmap font is about 6 pixels wide
+        draw.text((c * step + 4, 1), title, fill=(0, 0, 0))
+    chars = step * len(cols) // 6  # the default bitmap font is about 6 pixels wide
     for i in range(n):
         top = LINE_PX + i * row_h
         draw.text((4, top + 1), _fit(f"own: {own[i]}", chars), fill=(0, 0, 0))
         draw.text((4, top + 1 + LINE_PX), _fit(f"target: {target[i]}", chars), fill=(160, 0, 0))
         for c, (k, _) in enumerate(cols):
-            canvas.paste(Image.fromarray(tiles[k][i]), (c * TILE, top + TEXT_ROWS * LINE_PX))
+            canvas.paste(Image.fromarray(tiles[k][i]), (c * step, top + TEXT_ROWS * LINE_PX))
     return np.asarray(canvas)
 
 
