@@ -117,18 +117,20 @@ def _free_port() -> int:
 
 
 def _rank_main(rank, world, port, root, run_dir, out):
-    import torch.distributed as dist
-
+    """One process as torchrun starts it: the rendezvous in the environment, distributed.init joins it."""
     from clipinverter_core.training import distributed
 
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world))
+    ctx, device = distributed.init("cpu")
+    assert (ctx.rank, ctx.world, device) == (rank, world, "cpu")
     try:
-        t = _trainer(root, run_dir, 4, ctx=distributed.Context(rank, world, rank), val_every=4, val_batch_size=2)
+        t = _trainer(root, run_dir, 4, ctx=ctx, val_every=4, val_batch_size=2)
         t.run()
         torch.save(_params(t), os.path.join(out, f"rank{rank}.pt"))
     finally:
-        dist.destroy_process_group()
+        distributed.shutdown(ctx)
 
 
 def test_two_gloo_processes_of_two_images_equal_one_of_four(caption_folder, tmp_path):
