@@ -116,6 +116,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+DDP_STEPS = 6
+
+
 def _rank_main(rank, world, port, root, run_dir, out):
     """One process as torchrun starts it: the rendezvous in the environment, distributed.init joins it."""
     from clipinverter_core.training import distributed
@@ -126,7 +129,7 @@ def _rank_main(rank, world, port, root, run_dir, out):
     ctx, device = distributed.init("cpu")
     assert (ctx.rank, ctx.world, device) == (rank, world, "cpu")
     try:
-        t = _trainer(root, run_dir, 4, ctx=ctx, val_every=4, val_batch_size=2)
+        t = _trainer(root, run_dir, DDP_STEPS, ctx=ctx, val_every=4, val_batch_size=2)
         t.run()
         torch.save(_params(t), os.path.join(out, f"rank{rank}.pt"))
     finally:
@@ -136,8 +139,9 @@ def _rank_main(rank, world, port, root, run_dir, out):
 def test_two_gloo_processes_of_two_images_equal_one_of_four(caption_folder, tmp_path):
     import torch.multiprocessing as mp
 
+    assert {is_mismatched(0, s) for s in range(DDP_STEPS)} == {False, True}  # both kinds of step
     root = caption_folder(10)
-    one = _trainer(root, tmp_path / "one", 4, val_every=4, val_batch_size=2)
+    one = _trainer(root, tmp_path / "one", DDP_STEPS, val_every=4, val_batch_size=2)
     one.run()
     mp.spawn(_rank_main, args=(2, _free_port(), root, str(tmp_path / "two"), str(tmp_path)), nprocs=2)
     ref = _params(one)
