@@ -170,7 +170,7 @@ class Trainer:
         sampler = ShardedBatches(len(self.train_items), s.batch_size, self.ctx.rank, self.ctx.world, s.seed,
                                  start=self.step, steps=remaining)
         batches = loader(CaptionedImages(self.train_items, s.hflip, s.seed), sampler, s.workers)
-        bar = _progress(s.progress and self.ctx.is_main, self.step, s.max_steps)
+        self._bar = bar = _progress(s.progress and self.ctx.is_main, self.step, s.max_steps)
         self.parts.model.train()
         try:
             with self.stop:
@@ -200,7 +200,10 @@ class Trainer:
         self.step += 1
         s = self.schedule
         if self.step % s.board_every == 0 or self.step == 1:
-            self.log.scalars("train", distributed.mean_values(self.ctx, result.logs, self.device), self.step)
+            logs = distributed.mean_values(self.ctx, result.logs, self.device)
+            self.log.scalars("train", logs, self.step)
+            if "loss" in logs:
+                self._bar.set_postfix(loss=f"{logs['loss']:.4g}", refresh=False)
         if s.image_every and (self.step % s.image_every == 0 or self.step == 1):
             self.log.grid("train", self.step, result.images, captions, targets)
 
@@ -256,6 +259,7 @@ def _names_hash(items: list[Item]) -> str:
 
 class _NoBar:
     def update(self, n): pass
+    def set_postfix(self, **kw): pass
     def write(self, s): print(s)
     def close(self): pass
 
