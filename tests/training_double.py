@@ -85,7 +85,10 @@ def tokenize(texts):
     return _tokenizer()(texts)
 
 
-def make_parts(seed: int = 0, dtype=torch.float64) -> Parts:
+def make_parts(seed: int = 0, dtype=torch.float64, optimizer: str = "ranger") -> Parts:
+    """The tiny model with the library's own optimiser (Ranger: Lookahead's k=6 sync is part of the state)."""
+    from clipinverter_core.training.ranger import make_optimizer
+
     model = TinyModel(seed).to(dtype)
     params = [p for _, p in model.trainable_named_parameters()]
-    return Parts(model, None, torch.optim.Adam(params, lr=1e-2), train_step, validation_step, Batch, tokenize)
+    return Parts(model, None, make_optimizer(optimizer, params, 1e-2), train_step, validation_step, Batch, tokenize)

@@ -11,7 +11,7 @@ LAMBDAS = ("id", "l2", "lpips", "w_norm", "clip", "cycle")
 # flags a resumed run may change (the rest are the run's own, read from its checkpoint)
 RESUME_OVERRIDES = ("max_steps", "device", "workers", "save_every", "val_every", "image_every", "board_every",
                     "no_progress", "no_export")
-HPARAM_FLAGS = {"batch_size": "batch_size", "lr": "learning_rate", "max_steps": "max_steps",
+HPARAM_FLAGS = {"batch_size": "batch_size", "val_batch_size": "test_batch_size", "lr": "learning_rate", "max_steps": "max_steps",
                 "optimizer": "optim_name", "use_moco": "use_moco", **{f"{n}_lambda": f"{n}_lambda" for n in LAMBDAS}}
 SCHEDULE_DEFAULTS = {"save_every": 1000, "val_every": 10000, "image_every": 1000, "board_every": 50,
                      "workers": 2, "hflip": 0.5, "val_fraction": 0.05, "seed": 0, "precision": "fp32"}
@@ -31,6 +31,10 @@ def add_parser(sub) -> None:
     n.add_argument("--stylegan2", help="stylegan2-ffhq-config-f.pt (rosinality), stage 1")
     n.add_argument("--clipinverter", help="a CLIPInverter checkpoint (stage 1 from its adapter; stage 2's start)")
     n.add_argument("--clip", help="ViT-B-32.pt (OpenAI), or open_clip .safetensors / .bin")
+    n.add_argument("--fresh-adapter", action="store_true", default=None,
+                   help="stage 1: a new adapter (the official initialisation) even if --model holds one")
+    n.add_argument("--fresh-remapper", action="store_true", default=None,
+                   help="stage 2: a new remapper (lambdas 0.05) even if the stage-1 result holds one")
     ln = t.add_argument_group("loss networks (default: found in models/clipinverter/)")
     ln.add_argument("--arcface", help="model_ir_se50.pth (TreB1eN's InsightFace_Pytorch, as pSp links it)")
     ln.add_argument("--moco", help="moco_v2_800ep_pretrain.pt (facebookresearch/moco), with --use-moco")
@@ -51,7 +55,7 @@ def add_parser(sub) -> None:
     r.add_argument("--hflip", type=float, help="probability of a horizontal flip (0.5)")
     r.add_argument("--val-fraction", type=float, help="held-out share of the data (0.05), seeded")
     r.add_argument("--val-list", help="held-out names, one per line (instead of --val-fraction)")
-    r.add_argument("--val-batch-size", type=int, help="validation global batch (the batch size)")
+    r.add_argument("--val-batch-size", type=int, help="validation global batch (8, the official test_batch_size)")
     r.add_argument("--val-batches", type=int, help="validation batches per validation (all)")
     for flag in ("save_every", "val_every", "image_every", "board_every"):
         r.add_argument(f"--{flag.replace('_', '-')}", type=int, help=f"({SCHEDULE_DEFAULTS[flag]}; 0: never)")
@@ -99,7 +103,8 @@ def new_config(a) -> dict:
             "split": {"val_fraction": cfg["val_fraction"], "val_list": a.val_list, "seed": cfg["seed"]},
             **{k: cfg[k] for k in ("seed", "precision", "hflip", "workers", "save_every", "val_every",
                                    "image_every", "board_every")},
-            "val_batch_size": a.val_batch_size, "val_batches": a.val_batches,
+            "val_batches": a.val_batches,
+            "fresh_adapter": bool(a.fresh_adapter), "fresh_remapper": bool(a.fresh_remapper),
             "no_progress": bool(a.no_progress), "no_export": bool(a.no_export)}
 
 
@@ -145,9 +150,10 @@ def run_train(a) -> int:
         hp = cfg["hparams"]
         sched = Schedule(max_steps=hp["max_steps"], batch_size=hp["batch_size"], seed=cfg["seed"],
                          save_every=cfg["save_every"], val_every=cfg["val_every"], image_every=cfg["image_every"],
-                         board_every=cfg["board_every"], val_batch_size=cfg.get("val_batch_size"),
+                         board_every=cfg["board_every"], val_batch_size=hp["test_batch_size"],
                          val_batches=cfg.get("val_batches"), workers=cfg["workers"], hflip=cfg["hflip"],
-                         precision=cfg["precision"], progress=not cfg["no_progress"])
+                         precision=cfg["precision"], progress=not cfg["no_progress"],
+                         mismatch_p=hp["mismatch_probability"])
         if ctx.is_main:
             print(f"stage {cfg['stage']}: {len(train)} training, {len(val)} validation images; batch "
                   f"{sched.batch_size} over {ctx.world} process(es) on {device}; run folder {cfg['out']}")

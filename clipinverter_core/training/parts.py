@@ -43,15 +43,17 @@ def build_model(config: dict, device: torch.device, dtype: torch.dtype):
     from .model import TrainingModel
 
     net, stage = config["networks"], int(config["stage"])
+    fresh = {"fresh_remapper": bool(config.get("fresh_remapper"))}
     if net.get("model"):
-        return TrainingModel.from_bundle(net["model"], stage=stage, device=device, dtype=dtype)
+        return TrainingModel.from_bundle(net["model"], stage=stage, device=device, dtype=dtype,
+                                         fresh_adapter=bool(config.get("fresh_adapter")), **fresh)
     missing = [r for r in ("e4e", "stylegan2" if stage == 1 and not net.get("clipinverter") else "clipinverter",
                            "clip") if not net.get(r)]
     if missing:
         raise CheckpointError(f"stage {stage} needs --model BUNDLE, or the official files: --{missing[0]} is missing")
     return TrainingModel.from_official(e4e=net["e4e"], stylegan2=net.get("stylegan2"),
                                        clipinverter=net.get("clipinverter"), clip=net["clip"], stage=stage,
-                                       device=device, dtype=dtype)
+                                       device=device, dtype=dtype, **fresh)
 
 
 def loss_files(config: dict) -> dict[str, str | None]:
@@ -63,24 +65,15 @@ def loss_files(config: dict) -> dict[str, str | None]:
     return {k: find_loss_file(k, given.get(k), folders) if k in wanted else None for k in LOSS_KINDS}
 
 
-def make_optimizer(hp, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    name = getattr(hp, "optim_name", "ranger")
-    if name == "adam":
-        return torch.optim.Adam(params, lr=hp.learning_rate)
-    from .ranger import Ranger
-    return Ranger(params, lr=hp.learning_rate)
-
-
 def build_parts(config: dict, device: torch.device, dtype: torch.dtype) -> Parts:
-    from ..networks.clip import Tokenizer
     from . import losses as losses_mod
     from . import step
+    from .ranger import make_optimizer
 
     hp = hparams_from(config)
     model = build_model(config, device, dtype)
     files = loss_files(config)
     losses = losses_mod.build(hp, model, arcface=files["arcface"], moco=files["moco"], alexnet=files["alexnet"],
                               device=device, dtype=dtype)
-    params = [p for _, p in model.trainable_named_parameters()]
-    return Parts(model, losses, make_optimizer(hp, params), step.train_step, step.validation_step, step.Batch,
-                 Tokenizer())
+    optimizer = make_optimizer(hp.optim_name, model.trainable_parameters(), hp.learning_rate)
+    return Parts(model, losses, optimizer, step.train_step, step.validation_step, step.Batch, model.tokenize)

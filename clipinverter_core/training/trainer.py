@@ -21,7 +21,7 @@ from . import checkpoint, distributed
 from .data import CaptionedImages, Item, ShardedBatches, loader
 from .logs import RunLog
 
-MISMATCH_P = 0.75   # u ~ U(0, 1) <= 0.75: a mismatched step (the official coaches)
+MISMATCH_P = 0.75   # u ~ U(0, 1) <= 0.75: a mismatched step (the official coaches; HParams.mismatch_probability)
 _STREAM_MISMATCH = 1  # the loop's random stream, apart from the data's
 
 
@@ -52,11 +52,12 @@ class Schedule:
     hflip: float = 0.5
     precision: str = "fp32"
     progress: bool = True
+    mismatch_p: float = MISMATCH_P
 
 
-def is_mismatched(seed: int, step: int) -> bool:
-    """The official u ~ U(0, 1) <= 0.75, drawn from (seed, step): the same u on every rank and after a resume."""
-    return float(np.random.default_rng([seed, _STREAM_MISMATCH, step]).random()) <= MISMATCH_P
+def is_mismatched(seed: int, step: int, p: float = MISMATCH_P) -> bool:
+    """The official u ~ U(0, 1) <= p, u drawn from (seed, step): the same u on every rank and after a resume."""
+    return float(np.random.default_rng([seed, _STREAM_MISMATCH, step]).random()) <= p
 
 
 def rolled(global_texts: list[str], rank: int, local: int) -> list[str]:
@@ -190,7 +191,7 @@ class Trainer:
 
     def _train_one(self, x: torch.Tensor, captions: list[str]) -> None:
         p = self.parts
-        mismatched = is_mismatched(self.schedule.seed, self.step)
+        mismatched = is_mismatched(self.schedule.seed, self.step, self.schedule.mismatch_p)
         batch, targets = self._batch(x, captions, mismatched)
         p.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
