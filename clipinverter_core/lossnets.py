@@ -148,9 +148,16 @@ def load_lpips(alexnet_path: str, device=None, dtype: torch.dtype = torch.float3
     """LPIPS with the `lpips` package's v0.1 linear layers and the AlexNet features of `alexnet_path`."""
     import lpips
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # lpips passes torchvision the deprecated `pretrained=False`
-        model = lpips.LPIPS(net="alex", version="0.1", pretrained=False, pnet_rand=True, verbose=False)
+    default = torch.get_default_dtype()
+    try:
+        # lpips builds its input scaling from decimal constants (torch.Tensor([-.030, ...])): built in the run's
+        # dtype they are the decimals, not their float32 roundings (which move a float64 LPIPS by 1.5e-9)
+        torch.set_default_dtype(dtype if dtype in (torch.float32, torch.float64) else torch.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # lpips passes torchvision the deprecated `pretrained=False`
+            model = lpips.LPIPS(net="alex", version="0.1", pretrained=False, pnet_rand=True, verbose=False)
+    finally:
+        torch.set_default_dtype(default)
     lin = torch.load(lpips_linear_layers_path(), map_location="cpu", weights_only=True)
     own = {f"lin{i}.model.1.weight" for i in range(len(model.lins))}   # `lins.N` are the same modules
     if set(lin) != own:

@@ -68,18 +68,47 @@ def kit_factory(tmp_path_factory):
     CLIPINVERTER_KIT_CACHE=DIR the kits are kept in DIR and reused by later runs (a developer's speed-up)."""
     cache = os.environ.get("CLIPINVERTER_KIT_CACHE")
 
-    def get(size: int) -> Kit:
+    def get(size: int, seed: int = 0) -> Kit:
         _need_kit()
-        if size not in _kits:
-            folder = os.path.join(cache, f"kit{size}") if cache else str(tmp_path_factory.mktemp(f"kit{size}"))
+        key = (size, seed)
+        if key not in _kits:
+            name = f"kit{size}" if seed == 0 else f"kit{size}_seed{seed}"
+            folder = os.path.join(cache, name) if cache else str(tmp_path_factory.mktemp(name))
             os.makedirs(folder, exist_ok=True)
-            _kits[size] = Kit(folder, size)
-        return _kits[size]
+            _kits[key] = Kit(folder, size, seed)
+        return _kits[key]
     yield get
     if not cache:
         for k in _kits.values():
             shutil.rmtree(k.folder, ignore_errors=True)
     _kits.clear()
+
+
+_lossnets: dict = {}
+
+
+@pytest.fixture(scope="session")
+def lossnet_factory(tmp_path_factory):
+    """lossnet_factory(seed) -> {'arcface', 'alexnet', 'moco': path}: the recipe's stand-ins of the training
+    losses' networks (about 0.5 GB), kept in CLIPINVERTER_KIT_CACHE/lossnets[_seedN] when that is set."""
+    cache = os.environ.get("CLIPINVERTER_KIT_CACHE")
+    from clipinverter_core.lossnets import LOSS_FILES
+
+    def get(seed: int = 0) -> dict:
+        _need_kit()
+        if seed not in _lossnets:
+            name = "lossnets" if seed == 0 else f"lossnets_seed{seed}"
+            folder = os.path.join(cache, name) if cache else str(tmp_path_factory.mktemp(name))
+            paths = {k: os.path.join(folder, f) for k, f in LOSS_FILES.items()}
+            if not all(os.path.isfile(p) for p in paths.values()):
+                paths = _recipe().write_loss_networks(folder, seed)
+            _lossnets[seed] = paths
+        return _lossnets[seed]
+    yield get
+    if not cache:
+        for paths in _lossnets.values():
+            shutil.rmtree(os.path.dirname(next(iter(paths.values()))), ignore_errors=True)
+    _lossnets.clear()
 
 
 @pytest.fixture(scope="session")

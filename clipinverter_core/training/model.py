@@ -2,7 +2,9 @@
 
     stage 1: adapter trainable; decoder = the plain StyleGAN2 (no remapper)
     stage 2: adapter frozen; decoder = StyleGAN2 + CLIPRemapper, the remapper (affine_mlps, lambdas) trainable
-Everything runs the official formulation (the networks as loaded, never `fuse()`d), in float32 or float64.
+Everything runs the official formulation (the networks as loaded, never `fuse()`d), in float32 or float64,
+except that the generator's modulated convolutions run as one dense convolution (synthesis.py: the same
+values, without per-sample weights; `model.dense = False` restores the grouped form).
 Frozen networks are in eval mode with requires_grad False, and the inversion runs under torch.no_grad, as
 in the coaches; so does the whole edit in stage 2, where nothing before the remapper is trained.
 Parameter names are the official ones: `adapter.<key>`, `decoder.affine_mlps.<key>`, `decoder.lambdas.<key>`.
@@ -24,6 +26,7 @@ from ..networks.clip import build_clip
 from ..networks.stylegan2 import STYLE_DIM, _remapper_mlp
 from ..weights import Bundle, load_bundle, load_strict
 from .hparams import EDIT_SCALE
+from .synthesis import render
 
 LOSS_SIZE = 256                 # the coaches' face_pool: every render is average-pooled to 256x256
 FRESH_LAMBDA = 0.05             # the official remapper's initial lambda_k
@@ -71,6 +74,7 @@ class TrainingModel(nn.Module):
             p.data = p.data.clone()       # never train a view of a mapped file
             p.requires_grad_(True)
         self._tokenizer = None
+        self.dense = True   # synthesis.py's modulated convolution; False: the generator's grouped (official) one
         self.train()
 
     # --- construction -------------------------------------------------------------------------------------
@@ -214,10 +218,10 @@ class TrainingModel(nn.Module):
         """The coaches' forward pass: codes edited towards t, rendered (stage 2: remapped on t) and pooled."""
         w_hat = self.edit_codes(x, t)
         if self.stage == 1:
-            return Render(_pool(self.decoder(w_hat)), w_hat)
+            return Render(_pool(render(self.decoder, w_hat, dense=self.dense)), w_hat)
         with torch.no_grad():
-            fixed = _pool(self.decoder(w_hat))
-        return Render(_pool(self.decoder(w_hat, t.to(w_hat.dtype))), w_hat, fixed)
+            fixed = _pool(render(self.decoder, w_hat, dense=self.dense))
+        return Render(_pool(render(self.decoder, w_hat, t.to(w_hat.dtype), self.dense)), w_hat, fixed)
 
     # --- export -------------------------------------------------------------------------------------------
     def state_for_bundle(self) -> dict[str, torch.Tensor]:

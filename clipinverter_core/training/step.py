@@ -11,6 +11,7 @@ and rolls the captions on mismatched steps (over the global batch under DDP). No
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
@@ -76,12 +77,19 @@ def _logs(real: PassOutput, cycle: PassOutput) -> dict[str, float]:
     return logs
 
 
-def train_step(model: TrainingModel, losses: TrainingLosses, batch: Batch) -> StepResult:
-    """Both passes, each followed by backward(); gradients accumulate in the parameters' .grad."""
+def train_step(model: TrainingModel, losses: TrainingLosses, batch: Batch,
+               inspect: Callable[[str, PassOutput], None] | None = None) -> StepResult:
+    """Both passes, each followed by backward(); gradients accumulate in the parameters' .grad.
+    `inspect(pass_name, output)` runs before each backward, with the pass's graph alive (tests take the
+    gradient of each loss term there, with retain_graph=True)."""
     t_src, t_tgt = text_embeddings(model, batch)
     real = real_pass(model, losses, batch, t_src, t_tgt)
+    if inspect is not None:
+        inspect("real", real)
     real.loss.total.backward()
     cycle = cycle_pass(model, losses, batch, t_src, t_tgt, real.render.image)
+    if inspect is not None:
+        inspect("cycle", cycle)
     cycle.loss.total.backward()
     return StepResult(_logs(real, cycle), _images(batch.x, real, cycle))
 

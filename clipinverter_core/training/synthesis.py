@@ -1,0 +1,66 @@
+"""The generator's synthesis for training: the official modulated convolution rewritten without per-sample
+weights, so that gradients to the codes are cheap.
+
+The official ModulatedConv2d builds a weight per sample, W_b = scale * W * s_b (demodulated by
+d_b = rsqrt(sum_{c,k} W_b^2 + 1e-8)), and runs one grouped convolution. The same map is
+    conv(x, W_b)[o] = d_b[o] * conv(x * s'_b, W)[o],   s'_b = scale * s_b,
+    d_b[o] = rsqrt(sum_c s'_b[c]^2 * sum_k W[o, c, k]^2 + 1e-8)
+(the blur after the transposed convolution is linear per channel, so d_b commutes with it). One dense
+convolution with the shared frozen weight: its backward needs the input gradient only, where the official
+form also differentiates a (B, O, C, k, k) weight (a second convolution's cost, and its memory: 12.5 GB at
+a float64 batch of 3). The values agree to rounding (tests/test_losses.py checks float64 to 1e-12).
+Noise, bias, activation, the blur and the RGB skip are the generator's own modules, the official ones.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..networks.stylegan2 import DEMOD_EPS, Generator, ModulatedConv2d, StyledConv, ToRGB
+
+
+def modulated_conv(conv: ModulatedConv2d, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """conv(x, style) as the official ModulatedConv2d computes it, through one dense convolution."""
+    s = conv.modulation(style) * conv.scale                                   # (B, C)
+    weight = conv.weight[0]                                                   # (O, C, k, k)
+    out = x * s[:, :, None, None]
+    if conv.upsample:
+        out = conv.blur(F.conv_transpose2d(out, weight.transpose(0, 1), stride=2))
+    else:
+        out = F.conv2d(out, weight, padding=conv.padding)
+    if conv.demodulate:
+        d = torch.rsqrt(s.square() @ weight.square().sum((2, 3)).t() + DEMOD_EPS)   # (B, O)
+        out = out * d[:, :, None, None]
+    return out
+
+
+def styled_conv(layer: StyledConv, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    return layer.activate(layer.noise(modulated_conv(layer.conv, x, style), noise))
+
+
+def to_rgb(layer: ToRGB, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
+    out = modulated_conv(layer.conv, x, style) + layer.bias
+    return out if skip is None else out + layer.upsample(skip)
+
+
+def synthesis(gen: Generator, conv_codes: torch.Tensor, rgb_codes: torch.Tensor) -> torch.Tensor:
+    """Generator.synthesis (stored noise, the official layer order) on the dense modulated convolution."""
+    noises = [getattr(gen.noises, f"noise_{i}") for i in range(gen.n_conv)]
+    out = styled_conv(gen.conv1, gen.input(conv_codes.shape[0]), conv_codes[:, 0], noises[0])
+    skip = to_rgb(gen.to_rgb1, out, rgb_codes[:, 0], None)
+    for j in range(gen.log_size - 2):
+        out = styled_conv(gen.convs[2 * j], out, conv_codes[:, 2 * j + 1], noises[2 * j + 1])
+        out = styled_conv(gen.convs[2 * j + 1], out, conv_codes[:, 2 * j + 2], noises[2 * j + 2])
+        skip = to_rgb(gen.to_rgbs[j], out, rgb_codes[:, j + 1], skip)
+    return skip
+
+
+def render(gen: Generator, w: torch.Tensor, t: torch.Tensor | None = None, dense: bool = True) -> torch.Tensor:
+    """The official decoder call `decoder([w], input_is_latent=True, randomize_noise=False, txt_embed=t)`;
+    `dense=False` runs the generator's own (official, grouped) formulation."""
+    if not dense:
+        return gen(w, t)
+    conv_codes, rgb_codes = gen.split_wplus(w)
+    if t is not None:
+        conv_codes = gen.remap(conv_codes, t)
+    return synthesis(gen, conv_codes, rgb_codes)

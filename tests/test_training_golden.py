@@ -1,0 +1,186 @@
+"""Training fidelity: our train_step against what the official coaches computed (../shared/parity, README
+"Training"). Rebuilt from each file and the recipe, at the file's seed; nothing is hard-coded.
+
+- float64, step 1 of each stage: every logged loss, the total gradient of every trained tensor and the gradient
+  of every loss term of each pass alone (norms to relative 1e-9, sums within 1e-9 x norm x sqrt(size), small
+  tensors whole), and the change Ranger's first step makes.
+- float32, the coach's own 7-step loop of each stage: step-1 losses to 1e-4, the later losses and the 7-step
+  change of every trained tensor to 5e-2 (the official code's own spread in float32 is 1e-2).
+The measured errors are printed (they reach CI's log)."""
+from __future__ import annotations
+
+import gc
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from clipinverter_core.training.ranger import make_optimizer
+from clipinverter_core.training.step import train_step
+from conftest import PARITY, _need_kit
+from training_kit import Timer, batch_at, build_run, hparams_of, load_golden, peak_rss_gb, rel
+
+F64_TOL = 1e-9
+SMALL = 4096   # tensors up to this size are compared whole where the file stores them whole
+F32_STEP1_TOL = 1e-4
+F32_LATER_TOL = 5e-2
+
+
+def _golden(name):
+    _need_kit()
+    return load_golden(PARITY, name)
+
+
+def check_losses(logs: dict, g: dict, step: int, tol: float, errors: list) -> float:
+    """Every logged value of the coach at `step` (NaN: not logged that step) against ours; the worst error."""
+    worst = 0.0
+    for key in g["loss_keys"]:
+        ref = float(g[f"loss/{key}"][step])
+        if math.isnan(ref):
+            assert key not in logs, f"step {step + 1}: we log {key}, the coach does not"
+            continue
+        e = rel(logs[key], ref)
+        worst = max(worst, e)
+        if e > tol:
+            errors.append(f"step {step + 1} {key}: ours {logs[key]!r} official {ref!r} (rel {e:.2e})")
+    return worst
+
+
+class GradCheck:
+    """Compares gradients to a golden prefix (`<prefix>/norm|sum|full/<param>`) and keeps the worst errors."""
+
+    def __init__(self, g: dict, tol: float):
+        self.g, self.tol = g, tol
+        self.worst = {"norm": 0.0, "sum": 0.0, "full": 0.0}
+        self.errors: list[str] = []
+
+    def __call__(self, prefix: str, stats: dict[str, "Stats"], shapes: dict[str, torch.Size]) -> None:
+        g = self.g
+        names = [k.split("/", 2)[2] for k in g if k.startswith(f"{prefix}/norm/")]
+        assert sorted(names) == sorted(shapes), f"{prefix}: the file's tensors are not our trained ones"
+        for n in names:
+            st = stats.get(n) or Stats.of(None, shapes[n])
+            ref_norm = float(g[f"{prefix}/norm/{n}"])
+            self._note("norm", rel(st.norm, ref_norm), f"{prefix} norm {n}: ours {st.norm!r} official {ref_norm!r}")
+            scale = ref_norm * math.sqrt(st.numel)
+            err = abs(st.sum - float(g[f"{prefix}/sum/{n}"]))
+            self._note("sum", err / scale if scale else (0.0 if err == 0 else math.inf), f"{prefix} sum {n}")
+            if f"{prefix}/full/{n}" in g:
+                ref, ours = g[f"{prefix}/full/{n}"], st.full.numpy()
+                e = float(np.linalg.norm(ours - ref) / np.linalg.norm(ref)) if np.any(ref) else float(np.abs(ours).max())
+                self._note("full", e, f"{prefix} full {n}")
+
+    def _note(self, kind: str, e: float, what: str) -> None:
+        self.worst[kind] = max(self.worst[kind], e)
+        if not e <= self.tol:
+            self.errors.append(f"{what} (error {e:.2e})")
+
+
+class Stats:
+    """What the files keep of a gradient: norm, sum, and the whole tensor when small (float64, CPU)."""
+
+    def __init__(self, norm: float, sum_: float, numel: int, full: torch.Tensor | None):
+        self.norm, self.sum, self.numel, self.full = norm, sum_, numel, full
+
+    @classmethod
+    def of(cls, t: torch.Tensor | None, shape: torch.Size) -> "Stats":
+        t = torch.zeros(shape, dtype=torch.float64) if t is None else t.detach().double().cpu()
+        return cls(float(t.norm()), float(t.sum()), t.numel(), t.clone() if t.numel() <= SMALL else None)
+
+
+def summarise(tensors: dict[str, torch.Tensor | None], shapes: dict[str, torch.Size]) -> dict[str, Stats]:
+    return {n: Stats.of(tensors.get(n), shapes[n]) for n in shapes}
+
+
+def term_gradients(params: dict[str, torch.nn.Parameter]):
+    """An `inspect` hook for train_step: the gradient of each loss term of each pass alone, from the pass's
+    one forward (torch.autograd.grad with retain_graph)."""
+    out: dict[str, dict[str, dict[str, Stats]]] = {}
+    shapes = {n: p.shape for n, p in params.items()}
+
+    def hook(pass_name, output):
+        out[pass_name] = {}
+        for term, value in output.loss.terms.items():
+            if not value.requires_grad:  # e.g. stage 2's W-norm: the codes do not depend on the remapper
+                out[pass_name][term] = summarise({}, shapes)
+                continue
+            gs = torch.autograd.grad(value, list(params.values()), retain_graph=True, allow_unused=True)
+            out[pass_name][term] = summarise(dict(zip(params, gs)), shapes)   # only the statistics are kept
+            del gs
+    return out, hook
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_float64_step1_matches_the_official_coach(stage, kit_factory, lossnet_factory, capsys):
+    g = _golden(f"training_golden_f64_stage{stage}_256.npz")
+    assert int(g["stage"]) == stage and str(g["dtype"]) == "float64"
+    with Timer() as t_load:
+        model, losses = build_run(g, kit_factory, lossnet_factory)
+    params = dict(model.trainable_named_parameters())
+    shapes = {n: p.shape for n, p in params.items()}
+    hp = hparams_of(g)
+    opt = make_optimizer(hp.optim_name, list(params.values()), hp.learning_rate)
+    start = {n: p.detach().clone() for n, p in params.items()}
+    terms, hook = term_gradients(params)
+    with Timer() as t_step:
+        opt.zero_grad()
+        result = train_step(model, losses, batch_at(model, g, 0, hp.mismatch_probability), inspect=hook)
+    errors: list[str] = []
+    worst_loss = check_losses(result.logs, g, 0, F64_TOL, errors)
+    total = GradCheck(g, F64_TOL)
+    total("grad1", summarise({n: p.grad for n, p in params.items()}, shapes), shapes)
+    per_term = GradCheck(g, F64_TOL)
+    for key in sorted({k.rsplit("/", 2)[0] for k in g if k.startswith("grad1_terms/") and "/norm/" in k}):
+        _, pass_name, term = key.split("/")[:3]
+        assert term in terms[pass_name], f"the coach computes {pass_name}/{term}, we do not"
+        per_term(f"grad1_terms/{pass_name}/{term}", terms[pass_name][term], shapes)
+    opt.step()
+    delta = GradCheck(g, F64_TOL)
+    delta("delta", summarise({n: p.detach() - start[n] for n, p in params.items()}, shapes), shapes)
+    with capsys.disabled():
+        print(f"\n[training golden f64 stage {stage}] worst relative error: losses {worst_loss:.2e}; "
+              f"total gradient norm {total.worst['norm']:.2e} sum {total.worst['sum']:.2e} "
+              f"full {total.worst['full']:.2e}; per-term gradient norm {per_term.worst['norm']:.2e} "
+              f"sum {per_term.worst['sum']:.2e}; Ranger step-1 change norm {delta.worst['norm']:.2e} "
+              f"full {delta.worst['full']:.2e} | load {t_load.s:.0f} s, step {t_step.s:.0f} s, "
+              f"peak RSS {peak_rss_gb():.2f} GB")
+    assert not errors + total.errors + per_term.errors + delta.errors, \
+        "\n".join((errors + total.errors + per_term.errors + delta.errors)[:20])
+    del model, losses, opt, terms, result
+    gc.collect()
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_float32_seven_steps_follow_the_official_loop(stage, kit_factory, lossnet_factory, capsys):
+    g = _golden(f"training_golden_stage{stage}_256.npz")
+    assert int(g["stage"]) == stage and str(g["dtype"]) == "float32"
+    model, losses = build_run(g, kit_factory, lossnet_factory)
+    params = dict(model.trainable_named_parameters())
+    hp = hparams_of(g)
+    opt = make_optimizer(hp.optim_name, list(params.values()), hp.learning_rate)
+    start = {n: p.detach().clone() for n, p in params.items()}
+    errors: list[str] = []
+    worst = [0.0, 0.0]
+    with Timer() as t_run:
+        for step in range(int(g["steps"])):
+            opt.zero_grad()
+            logs = train_step(model, losses, batch_at(model, g, step, hp.mismatch_probability)).logs
+            opt.step()
+            tol = F32_STEP1_TOL if step == 0 else F32_LATER_TOL
+            worst[step > 0] = max(worst[step > 0], check_losses(logs, g, step, tol, errors))
+    change = GradCheck(g, F32_LATER_TOL)
+    changes = {n: p.detach() - start[n] for n, p in params.items()}
+    worst_change = 0.0
+    for n, d in changes.items():
+        e = rel(float(d.double().norm()), float(g[f"delta/norm/{n}"]))
+        worst_change = max(worst_change, e)
+        if e > F32_LATER_TOL:
+            change.errors.append(f"7-step change of {n}: rel {e:.2e}")
+    with capsys.disabled():
+        print(f"\n[training golden f32 stage {stage}] worst relative error: step-1 losses {worst[0]:.2e}, "
+              f"steps 2-{int(g['steps'])} losses {worst[1]:.2e}, 7-step change norms {worst_change:.2e} | "
+              f"{t_run.s / int(g['steps']):.1f} s/step, peak RSS {peak_rss_gb():.2f} GB")
+    assert not errors + change.errors, "\n".join((errors + change.errors)[:20])
+    del model, losses, opt
+    gc.collect()
