@@ -176,13 +176,6 @@ def caption_folder(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def loss_standins(tmp_path_factory):
-    """A folder with stand-ins of the loss networks' files (recipe.write_loss_networks; kept in
-    CLIPINVERTER_KIT_CACHE/lossnets when set): model_ir_se50.pth, alexnet-owt-7be5be79.pth, moco_v2_800ep_pretrain.pt."""
-    _need_kit()
-    cache = os.environ.get("CLIPINVERTER_KIT_CACHE")
-    folder = os.path.join(cache, "lossnets") if cache else str(tmp_path_factory.mktemp("lossnets"))
-    names = ("model_ir_se50.pth", "alexnet-owt-7be5be79.pth", "moco_v2_800ep_pretrain.pt")
-    if not all(os.path.isfile(os.path.join(folder, n)) for n in names):
-        _recipe().write_loss_networks(folder)
-    return folder
+def loss_standins(lossnet_factory):
+    """The folder holding lossnet_factory(0)'s stand-in loss networks (what `train --loss-models` takes)."""
+    return os.path.dirname(lossnet_factory(0)["arcface"])
