@@ -77,7 +77,7 @@ def _given(a, names) -> dict:
 def new_config(a) -> dict:
     """The run's config from the flags: everything a resume or an export needs, JSON-able."""
     from ..errors import InputError
-    from .parts import default_hparams, sources
+    from .parts import default_hparams
 
     for flag in ("stage", "data", "out"):
         if getattr(a, flag) is None:
@@ -98,7 +98,7 @@ def new_config(a) -> dict:
         from ..weights import read_metadata
         standin = bool(read_metadata(networks["model"]).get("standin"))
     return {"stage": a.stage, "data": os.path.abspath(a.data), "out": os.path.abspath(a.out), "networks": networks,
-            "sources": sources(networks), "standin": standin, "hparams": hp,
+            "sources": [], "standin": standin, "hparams": hp,
             "loss_files": _given(a, ("arcface", "moco", "alexnet")), "loss_folders": a.loss_models,
             "split": {"val_fraction": cfg["val_fraction"], "val_list": a.val_list, "seed": cfg["seed"]},
             **{k: cfg[k] for k in ("seed", "precision", "hflip", "workers", "save_every", "val_every",
@@ -133,7 +133,7 @@ def run_train(a) -> int:
     from . import checkpoint, distributed
     from .data import find_items, split
     from .export import BUNDLE_NAME, export_model
-    from .parts import build_parts
+    from .parts import build_parts, sources
     from .trainer import Schedule, Trainer
 
     ctx, device = distributed.init(a.device)
@@ -147,6 +147,8 @@ def run_train(a) -> int:
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         sp = cfg["split"]
         train, val = split(find_items(cfg["data"]), sp["val_fraction"], sp["seed"], sp["val_list"])
+        if not a.resume and ctx.is_main:  # hashed once the data are known to be fine (rank 0 writes them)
+            cfg["sources"] = sources(cfg["networks"])
         hp = cfg["hparams"]
         sched = Schedule(max_steps=hp["max_steps"], batch_size=hp["batch_size"], seed=cfg["seed"],
                          save_every=cfg["save_every"], val_every=cfg["val_every"], image_every=cfg["image_every"],
