@@ -1,4 +1,4 @@
-"""Command line: `python -m clipinverter_core {convert,info,edit,edit-video,align,download,standin,bench,evaluate} ...`."""
+"""Command line: `python -m clipinverter_core {convert,info,edit,edit-video,align,download,standin,bench,evaluate,train,export} ...`."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +15,7 @@ from .sources import official_files_help
 COMMAND_MODULES = [
     ".video_cli",
     ".metrics.evaluate",
+    ".training.cli",
 ]
 
 
@@ -221,7 +222,7 @@ def cmd_bench(a) -> int:
 def main(argv=None) -> int:
     a = _parser().parse_args(argv)
     try:
-        if hasattr(a, "run"):
+        if getattr(a, "run", None) is not None:
             return a.run(a)
         return {"convert": cmd_convert, "info": cmd_info, "edit": cmd_edit, "align": cmd_align,
                 "standin": cmd_standin, "download": cmd_download, "bench": cmd_bench}[a.cmd](a)

@@ -19,3 +19,7 @@ class InputError(CLIPInverterError):
 
 class DownloadError(CLIPInverterError):
     """A download that failed or brought the wrong thing; nothing was left under the final name."""
+
+
+class DataError(CLIPInverterError):
+    """A training data set that is incomplete or unreadable: the message names the file."""

@@ -127,3 +127,55 @@ def standin256(tmp_path_factory):
     if not os.path.isfile(path):
         make_standin_bundle(path, 256, 0)
     return path
+
+
+def write_caption_folder(root, n: int = 8, layout: str = "folders", size: int = 64, seed: int = 0) -> str:
+    """A tiny captioned data set: `folders` (images/NAME.jpg + captions/NAME.txt, two captions each) or
+    `jsonl` / `csv` (Hugging Face imagefolder metadata). Pictures are smooth random colours, `size` pixels."""
+    import csv
+    import json
+
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    root = str(root)
+    img_dir = os.path.join(root, "images") if layout == "folders" else root
+    os.makedirs(img_dir, exist_ok=True)
+    rows = []
+    for i in range(n):
+        name = f"{i:05d}"
+        small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((size, size), Image.BILINEAR).save(os.path.join(img_dir, name + ".jpg"))
+        caps = [f"a face number {i} with {c} hair" for c in ("blonde", "black")]
+        rows.append((name + ".jpg", caps))
+    if layout == "folders":
+        os.makedirs(os.path.join(root, "captions"), exist_ok=True)
+        for file_name, caps in rows:
+            with open(os.path.join(root, "captions", file_name[:-4] + ".txt"), "w") as f:
+                f.write("\n".join(caps) + "\n")
+    elif layout == "jsonl":
+        with open(os.path.join(root, "metadata.jsonl"), "w") as f:
+            for file_name, caps in rows:
+                for c in caps:
+                    f.write(json.dumps({"file_name": file_name, "text": c}) + "\n")
+    else:
+        with open(os.path.join(root, "metadata.csv"), "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["file_name", "text"])
+            for file_name, caps in rows:
+                for c in caps:
+                    w.writerow([file_name, c])
+    return root
+
+
+@pytest.fixture
+def caption_folder(tmp_path):
+    """caption_folder(n=8, layout='folders') -> the folder of a tiny data set written for this test."""
+    count = iter(range(1000))
+    return lambda n=8, layout="folders", **kw: write_caption_folder(tmp_path / f"data{next(count)}", n, layout, **kw)
+
+
+@pytest.fixture(scope="session")
+def loss_standins(lossnet_factory):
+    """The folder holding lossnet_factory(0)'s stand-in loss networks (what `train --loss-models` takes)."""
+    return os.path.dirname(lossnet_factory(0)["arcface"])

@@ -57,7 +57,8 @@ class GradCheck:
 
     def __call__(self, prefix: str, stats: dict[str, "Stats"], shapes: dict[str, torch.Size]) -> None:
         g = self.g
-        names = [k.split("/", 2)[2] for k in g if k.startswith(f"{prefix}/norm/")]
+        head = f"{prefix}/norm/"
+        names = [k[len(head):] for k in g if k.startswith(head)]
         assert sorted(names) == sorted(shapes), f"{prefix}: the file's tensors are not our trained ones"
         for n in names:
             st = stats.get(n) or Stats.of(None, shapes[n])
