@@ -2,25 +2,11 @@
 same result as one pass would give (each item is computed independently)."""
 from __future__ import annotations
 
-import gc
 from typing import Callable
 
-import torch
+from .devices import empty_cache, is_out_of_memory
 
-
-def is_out_of_memory(e: BaseException) -> bool:
-    if isinstance(e, torch.cuda.OutOfMemoryError):
-        return True
-    return isinstance(e, RuntimeError) and "out of memory" in str(e).lower()  # MPS and older CUDA builds
-
-
-def _release_cached_memory() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    mps = getattr(torch, "mps", None)
-    if mps is not None and torch.backends.mps.is_available():
-        mps.empty_cache()
+__all__ = ["map_chunks", "is_out_of_memory"]
 
 
 def map_chunks(fn: Callable[[int, int], object], n: int, chunk: int | None = None,
@@ -38,7 +24,7 @@ def map_chunks(fn: Callable[[int, int], object], n: int, chunk: int | None = Non
         except Exception as e:
             if not is_out_of_memory(e) or size == 1:
                 raise
-            _release_cached_memory()
+            empty_cache()
             size = max(1, (stop - start + 1) // 2)
             continue
         start = stop
