@@ -4,9 +4,10 @@ Used to size batch chunks (the nodes ask ComfyUI for that much free memory and c
 the peak of live feature maps, not a measurement; the chunking halves on out-of-memory errors anyway.
 
 - Synthesis: at each resolution step r (8 .. size) the input map (C(r/2) channels at (r/2)^2), about three maps of
-  C(r) channels at r^2 (transposed-conv output, blur, same-resolution conv) and the float32 RGB skip are alive.
+  C(r) channels at r^2 (transposed-conv output, blur, same-resolution conv) and the RGB skip are alive.
   Maps from LOW_PRECISION_FROM (64 px) up are in the precision's dtype on the fast path; below that, and
-  everything on the float32 path, in the generator's dtype (float32 weights and maps in fast bf16/fp16).
+  everything on the reference path, in the generator's dtype (float32 weights, maps below 64 px and the RGB
+  sums in fast bf16/fp16).
   At 1024 in float32 that is ~470 MB; BENCHMARKS.md measured ~390 MiB per item (CPU, fast path, batch 8).
 - Encoder: the backbone's first stages hold a few 64-channel maps at the 256x256 input size, in the encoder's
   dtype (float32 in bf16 mode, where the encoder stays float32).
@@ -38,7 +39,7 @@ def synthesis_bytes(size: int, gen_dtype: torch.dtype, low_precision: torch.dtyp
         r = 2 ** k
         dt = low_precision if low_precision is not None and r >= low_precision_from else gen_dtype
         maps = (CHANNELS[r // 2] * (r // 2) ** 2 + MAPS_PER_STEP * CHANNELS[r] * r ** 2) * _itemsize(dt)
-        skip = RGB_CHANNELS * r ** 2 * _itemsize(torch.float32)  # the RGB sums stay float32
+        skip = RGB_CHANNELS * r ** 2 * _itemsize(gen_dtype)  # the RGB sums: float32 on the fast mixed path
         peak = max(peak, maps + 2 * skip)
     return peak
 

@@ -152,11 +152,12 @@ class ModelPatcher:
 
 class ProgressBar:
     def __init__(self, total, node_id=None):
-        self.total, self.current = total, 0
+        self.total, self.current, self.updates = total, 0, []
         RECORD.progress.append(self)
 
     def update(self, value):
         self.current += value
+        self.updates.append(value)
 
 
 # --- folder_paths --------------------------------------------------------------------------------------------------

@@ -14,8 +14,10 @@ cannot copy data out, so the allowed crossing returns empty CPU tensors of the r
 
 Every aten op's output dtype is recorded (`ops`), so tests can check that the computation follows the precision.
 
-`host_constants=True` is for code whose constants come from host computations (align.py's geometry, numpy
-matrices): work on host tensors and uploads of them are allowed, reads back and mixed-device compute are not.
+`host="work"` is for code that also handles host tensors (the nodes: ComfyUI's IMAGE inputs and outputs live
+on the CPU): ops on host tensors alone are allowed, but every crossing must go through an allowed function, and
+nothing may compute on host and device tensors together. `host="constants"` also lets host constants be copied
+up anywhere (align.py's geometry: numpy matrices); reads back to the host stay forbidden.
 """
 from __future__ import annotations
 
@@ -43,6 +45,10 @@ def _has_list_index(index) -> bool:
     return any(isinstance(i, (list, tuple)) for i in items)
 
 
+def _on(t, device) -> bool:
+    return isinstance(t, torch.Tensor) and t.device == device
+
+
 def _to_cpu(args, kwargs) -> bool:
     dev = kwargs.get("device")
     for a in args[1:]:
@@ -60,15 +66,17 @@ class _Functions(TorchFunctionMode):
         kwargs = kwargs or {}
         g = self.guard
         if not g.suspended:
-            if func in HOST_DATA and not g.host_constants:
-                g.violation(f"tensor built from host data: {_name(func)}")
-            elif func in HOST_READS:
+            on_device = g.host == "none" or (args and _on(args[0], g.device))  # host work on host tensors is allowed
+            if func in HOST_READS and on_device:
                 g.violation(f"read back to the host: {_name(func)}")
-            elif func in INDEXING and len(args) > 1 and _has_list_index(args[1]):
+            elif func in INDEXING and len(args) > 1 and _has_list_index(args[1]) and on_device:
                 g.violation("indexing with a Python list (copied to the device on every call)")
-            elif func is torch.Tensor.to and _to_cpu(args, kwargs):
+            elif func is torch.Tensor.to and _to_cpu(args, kwargs) and on_device:
                 g.violation("moved to the CPU: Tensor.to('cpu')")
-        return func(*args, **kwargs)
+        out = func(*args, **kwargs)
+        if not g.suspended and func in HOST_DATA and (g.host == "none" or (g.host == "work" and _on(out, g.device))):
+            g.violation(f"tensor built from host data: {_name(func)}")
+        return out
 
 
 class _Dispatch(TorchDispatchMode):
@@ -82,9 +90,11 @@ class _Dispatch(TorchDispatchMode):
         if not g.suspended:
             ins = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
             outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
-            if g.host_constants and all(t.device.type == "cpu" for t in ins) and \
-                    (all(t.device.type == "cpu" for t in outs) or func.overloadpacket.__name__ == "_to_copy"):
-                return out  # host work on host constants, or their upload
+            if g.host != "none" and all(t.device.type == "cpu" for t in ins + outs):
+                return out  # host work on host tensors
+            if g.host == "constants" and all(t.device.type == "cpu" for t in ins) and \
+                    func.overloadpacket.__name__ in ("_to_copy", "copy_"):
+                return out  # a host constant copied up
             for t in ins + outs:
                 if t.device != g.device:
                     g.violation(f"{func}: a tensor on {t.device} (expected {g.device})")
@@ -103,8 +113,9 @@ def _empty_like_on_cpu(t):
 class DeviceGuard:
     """with DeviceGuard("meta") as g: ...;  g.violations lists what broke the rules (empty: device-safe)."""
 
-    def __init__(self, device: str | torch.device = "meta", host_constants: bool = False):
-        self.device, self.host_constants = torch.device(device), host_constants
+    def __init__(self, device: str | torch.device = "meta", host: str = "none"):
+        assert host in ("none", "work", "constants"), host
+        self.device, self.host = torch.device(device), host
         self.violations: list[str] = []
         self.ops: list[tuple[str, list, list]] = []
         self.crossings: Counter = Counter()

@@ -144,7 +144,7 @@ def test_paste_back_runs_on_the_device(monkeypatch):
 
     photo = torch.from_numpy(data.astronaut().astype(np.float32) / 255).permute(2, 0, 1)[None]
     crops, alignment = align(photo, 64)
-    g = DeviceGuard(META, host_constants=True)
+    g = DeviceGuard(META, host="constants")
     with g:
         out = paste_back(photo.to(META), crops.to(META), alignment)
     assert g.violations == []
