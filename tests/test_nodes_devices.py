@@ -141,9 +141,14 @@ def test_the_host_nodes_stay_on_the_host(pack, model, guard, tmp_path):
         pasted = run(pack, "CLIPInverterPasteBack", photo, crops, alignment, 0.1)
     assert guard.violations == [] and crops.device == pasted.device == CPU
     lat = pack.clipinverter_core.pipeline.Latent(torch.zeros(2, 14, 512), torch.zeros(2, 13, 512))
+    fp = sys.modules["folder_paths"]
     with guard:
         blended = run(pack, "CLIPInverterBlendLatents", lat, lat, 0.5)
-    assert guard.violations == [] and blended.w.device == CPU
+        saved = nodes_of(pack)["CLIPInverterSaveLatent"].execute(blended, "devices/test").ui["latents"][0]
+        os.replace(os.path.join(fp.get_output_directory(), saved["subfolder"], saved["filename"]),
+                   os.path.join(fp.get_input_directory(), saved["filename"]))
+        loaded = run(pack, "CLIPInverterLoadLatent", saved["filename"])
+    assert guard.violations == [] and blended.w.device == loaded.w.device == loaded.conv.device == CPU
 
 
 # --- the chunked batch loop, on real values --------------------------------------------------------------------
@@ -223,3 +228,11 @@ def test_the_memory_estimate_follows_the_compute_dtypes(pack):
     assert encoder_bytes(torch.float32) == 2 * encoder_bytes(torch.bfloat16)
     # BENCHMARKS.md measured ~390 MiB per item for the fast float32 synthesis at 1024 (CPU): the estimate covers it
     assert 390 * 2 ** 20 <= fp32 <= 2 * 390 * 2 ** 20
+
+
+def test_the_model_s_estimate_uses_the_dtypes_its_networks_compute_in(pack, model):
+    mem = pack.clipinverter_core.memory
+    inv = model.inverter  # fast fp16: the encoder in fp16, the generator's weights and maps below 64 px in float32
+    assert (inv.enc_dtype, inv.gen_dtype, inv.generator.low_precision) == (torch.float16, torch.float32, torch.float16)
+    assert model.item_memory() == max(mem.encoder_bytes(torch.float16),
+                                      mem.synthesis_bytes(256, torch.float32, torch.float16, 64))
