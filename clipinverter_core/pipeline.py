@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .batching import map_chunks
+from .batching import map_chunks, pair_indices, take
 from . import devices
 from .errors import CheckpointError, InputError
 from .networks import LEVELS, CLIPAdapter, Encoder4Editing, Features, Generator, n_latent_for
@@ -60,31 +60,6 @@ class EditResult:
     w_hat: torch.Tensor           # (B, n_latent, 512) edited codes
     latent: Latent                # w_hat with the remapped conv codes
     image: torch.Tensor           # (B, 3, size, size), unclamped
-
-
-def pair_indices(n_a: int, n_b: int, what_a: str = "images", what_b: str = "prompts"):
-    """Broadcast rule: 1 x N, N x 1 and N x N pair up; other counts are an error."""
-    if n_a == 0 or n_b == 0:
-        raise InputError(f"empty batch: {n_a} {what_a}, {n_b} {what_b}")
-    if n_a == n_b:
-        return list(range(n_a)), list(range(n_b))
-    if n_b == 1:
-        return list(range(n_a)), [0] * n_a
-    if n_a == 1:
-        return [0] * n_b, list(range(n_b))
-    raise InputError(f"{n_a} {what_a} and {n_b} {what_b} do not pair up: give one of either, or as many of each")
-
-
-def take(x: torch.Tensor, idx: list[int]) -> torch.Tensor:
-    """x[idx] along dim 0 for the index lists `pair_indices` makes (a run of indices, or one index repeated),
-    as a slice or an expanded view: indexing a device tensor with a Python list would copy the list to the
-    device on every call."""
-    first, n = idx[0], len(idx)
-    if idx == list(range(first, first + n)):
-        return x[first:first + n]
-    if idx == [first] * n:
-        return x[first:first + 1].expand(n, *x.shape[1:])
-    return x[idx]
 
 
 def level_rows(levels, n_latent: int) -> list[int]:

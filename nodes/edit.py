@@ -8,9 +8,10 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
+from ..clipinverter_core.batching import pair_indices, take
 from ..clipinverter_core.images import tensor_to_encoder_input
 from ..clipinverter_core.networks import LEVELS, Features
-from ..clipinverter_core.pipeline import Latent, pair_indices, take
+from ..clipinverter_core.pipeline import Latent
 from . import types
 from .memory import run_chunks
 

@@ -10,7 +10,7 @@
 
 The project's named crossings (`clipinverter_core.devices.to_device` / `to_host`, and any function a test names,
 such as the tokenizer) are let through by `allow(module, name)`, which counts their calls. On meta, `to_host`
-cannot copy data out, so the allowed crossing returns empty CPU tensors of the right shape and dtype.
+cannot copy data out, so the allowed crossing returns CPU zeros of the right shape and dtype.
 
 Every aten op's output dtype is recorded (`ops`), so tests can check that the computation follows the precision.
 
@@ -107,7 +107,7 @@ class _Dispatch(TorchDispatchMode):
 
 
 def _empty_like_on_cpu(t):
-    return torch.empty(t.shape, dtype=t.dtype, device="cpu") if isinstance(t, torch.Tensor) else t
+    return torch.zeros(t.shape, dtype=t.dtype, device="cpu") if isinstance(t, torch.Tensor) else t
 
 
 class DeviceGuard:
@@ -136,7 +136,7 @@ class DeviceGuard:
 
     def allow(self, monkeypatch, owner, attr: str, name: str | None = None, fake_host: bool = False) -> None:
         """Lets `owner.attr` cross the host boundary (counted under `name`). fake_host: the function copies to
-        the host, which meta tensors cannot: return empty CPU tensors of its output's shapes instead."""
+        the host, which meta tensors cannot: return CPU zeros of its output's shapes instead."""
         fn = getattr(owner, attr)
         name = name or attr
 

@@ -1,4 +1,4 @@
-"""Device safety without a GPU: the edit (fast and ref; fp32, bf16, fp16), encode_text, encode_image and
+"""Device safety without a GPU: the edit (fast and ref; fp32, bf16, fp16), encode_text, encode_image, the CLI edit and
 paste-back run on PyTorch's `meta` device under tests/device_guard.py, which fails on a tensor left on another
 device, a read back to the host, a tensor built from host data in the hot path, float64, or a dtype that does not
 follow the precision. The host crossings are named: `devices.to_device` / `to_host`, the tokenizer (text is host
@@ -149,6 +149,36 @@ def test_paste_back_runs_on_the_device(monkeypatch):
         out = paste_back(photo.to(META), crops.to(META), alignment)
     assert g.violations == []
     assert out.device == META and out.shape == photo.shape and out.dtype == torch.float32
+
+
+def test_the_cli_edit_runs_on_the_device_and_writes_its_png_through_to_host(monkeypatch, tmp_path, standin256):
+    """`edit --device meta`: the whole CLI edit on the device; the pixels and raw tensors come down through
+    devices.to_host alone (the named place for PNG writing)."""
+    from PIL import Image
+
+    from clipinverter_core.__main__ import main
+
+    face = tmp_path / "face.png"
+    Image.new("RGB", (256, 256), (120, 90, 60)).save(face)
+    g = DeviceGuard(META, host="work")
+    g.allow(monkeypatch, devices, "to_device")
+    g.allow(monkeypatch, devices, "to_host", fake_host=True)
+    g.allow(monkeypatch, clip_module.Tokenizer, "__call__", "tokenizer")
+    from clipinverter_core import pipeline
+    load = pipeline.CLIPInverter.from_bundle.__func__
+
+    def loaded_outside_the_guard(cls, *args, **kwargs):  # loading the bundle is not the hot path
+        with g.allowed("load"):
+            return load(cls, *args, **kwargs)
+    monkeypatch.setattr(pipeline.CLIPInverter, "from_bundle", classmethod(loaded_outside_the_guard))
+    g.allow(monkeypatch, clip_module, "build_clip", "load")  # CLIP is built on first use
+    with g:
+        code = main(["edit", "--model", standin256, "--image", str(face), "--text", "blonde", "--no-align",
+                     "--device", "meta", "--precision", "fp16", "-o", str(tmp_path / "out.png"),
+                     "--save-raw", str(tmp_path / "raw.safetensors")])
+    assert code == 0 and g.violations == []
+    assert g.crossings["to_host"] == 2 and g.crossings["load"] == 2  # down: the pixels, the raw tensors
+    assert Image.open(tmp_path / "out.png").size == (256, 256)
 
 
 # --- found by reading the code ----------------------------------------------------------------------------------

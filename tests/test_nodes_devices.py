@@ -83,9 +83,9 @@ def _tensors(module):
 
 
 def _expect_dtypes(model):
-    """Floating dtypes of each network as the precision asks (fast fp16: the generator keeps float32 weights)."""
-    inv = model.inverter
-    return {"encoder": inv.enc_dtype, "adapter": inv.enc_dtype, "clip": inv.enc_dtype, "generator": inv.gen_dtype}
+    """Floating dtypes of each network in fp16 (PRECISION) on the fast path: the generator keeps float32 weights."""
+    assert model.inverter.precision == PRECISION == "fp16" and model.inverter.impl == "fast"
+    return {"encoder": torch.float16, "adapter": torch.float16, "clip": torch.float16, "generator": torch.float32}
 
 
 def test_models_move_through_the_model_patcher_in_the_chosen_dtype(pack, model, guard):
