@@ -136,6 +136,7 @@ def cmd_info(a) -> int:
 def cmd_edit(a) -> int:
     import numpy as np
 
+    from . import devices
     from .images import generator_to_unit, load_image, pil_to_encoder_input, save_png, unit_to_uint8
     from .pipeline import CLIPInverter
 
@@ -167,7 +168,7 @@ def cmd_edit(a) -> int:
     if a.paste_back:
         from .align import paste_edits
         images, _ = paste_edits(photo, images, alignment, a.feather, color_match=a.color_match)
-    pixels = unit_to_uint8(images.permute(0, 2, 3, 1).cpu().numpy())
+    pixels = unit_to_uint8(devices.to_host(images.permute(0, 2, 3, 1)).numpy())  # the PNGs' one host copy
     outputs = _numbered(a.output, len(pixels))
     if a.save_raw:
         from safetensors.torch import save_file
@@ -175,7 +176,7 @@ def cmd_edit(a) -> int:
         from .fileio import atomic_output
         raw = {"text_embedding": result.text_embedding, "w": result.w, "w_hat": result.w_hat, "image": result.image}
         with atomic_output(a.save_raw) as tmp:
-            save_file({k: v.float().cpu().contiguous() for k, v in raw.items()}, tmp)
+            save_file({k: v.contiguous() for k, v in devices.to_host(raw).items()}, tmp)
     for path, arr in zip(outputs, pixels):
         save_png(path, np.ascontiguousarray(arr))
         print(f"wrote {path}")

@@ -1,26 +1,16 @@
-"""Batches in chunks: out-of-memory errors shrink the chunk and retry, so a batch always finishes with the
-same result as one pass would give (each item is computed independently)."""
+"""Batches: the broadcast rule that pairs images with prompts (`pair_indices`, `take`), and chunks: out-of-memory
+errors shrink the chunk and retry, so a batch always finishes with the same result as one pass would give (each
+item is computed independently)."""
 from __future__ import annotations
 
-import gc
 from typing import Callable
 
 import torch
 
+from .devices import empty_cache, is_out_of_memory
+from .errors import InputError
 
-def is_out_of_memory(e: BaseException) -> bool:
-    if isinstance(e, torch.cuda.OutOfMemoryError):
-        return True
-    return isinstance(e, RuntimeError) and "out of memory" in str(e).lower()  # MPS and older CUDA builds
-
-
-def _release_cached_memory() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    mps = getattr(torch, "mps", None)
-    if mps is not None and torch.backends.mps.is_available():
-        mps.empty_cache()
+__all__ = ["map_chunks", "is_out_of_memory", "pair_indices", "take"]
 
 
 def map_chunks(fn: Callable[[int, int], object], n: int, chunk: int | None = None,
@@ -38,10 +28,35 @@ def map_chunks(fn: Callable[[int, int], object], n: int, chunk: int | None = Non
         except Exception as e:
             if not is_out_of_memory(e) or size == 1:
                 raise
-            _release_cached_memory()
+            empty_cache()
             size = max(1, (stop - start + 1) // 2)
             continue
         start = stop
         if progress is not None:
             progress(start, n)
     return outs
+
+
+def pair_indices(n_a: int, n_b: int, what_a: str = "images", what_b: str = "prompts"):
+    """Broadcast rule: 1 x N, N x 1 and N x N pair up; other counts are an error."""
+    if n_a == 0 or n_b == 0:
+        raise InputError(f"empty batch: {n_a} {what_a}, {n_b} {what_b}")
+    if n_a == n_b:
+        return list(range(n_a)), list(range(n_b))
+    if n_b == 1:
+        return list(range(n_a)), [0] * n_a
+    if n_a == 1:
+        return [0] * n_b, list(range(n_b))
+    raise InputError(f"{n_a} {what_a} and {n_b} {what_b} do not pair up: give one of either, or as many of each")
+
+
+def take(x: torch.Tensor, idx: list[int]) -> torch.Tensor:
+    """x[idx] along dim 0 for the index lists `pair_indices` makes (a run of indices, or one index repeated),
+    as a slice or an expanded view: indexing a device tensor with a Python list would copy the list to the
+    device on every call."""
+    first, n = idx[0], len(idx)
+    if idx == list(range(first, first + n)):
+        return x[first:first + n]
+    if idx == [first] * n:
+        return x[first:first + 1].expand(n, *x.shape[1:])
+    return x[idx]

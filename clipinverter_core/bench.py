@@ -22,6 +22,8 @@ import time
 
 import torch
 
+from .devices import PeakMemory, device_name, synchronize
+
 STAGES = ("text", "encoder", "adapter+heads", "remapper", "synthesis")
 PROMPT = "this person has blonde hair and a beard"
 
@@ -40,9 +42,7 @@ class PeakRSS:
 
     def __enter__(self):
         if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.base = torch.cuda.memory_allocated(self.device)
+            self._cuda = PeakMemory(self.device).__enter__()
             return self
         self.base = self.peak_abs = self._rss() if os.path.exists("/proc/self/statm") else 0
         self._stop = threading.Event()
@@ -56,8 +56,8 @@ class PeakRSS:
 
     def __exit__(self, *exc):
         if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            self.peak = torch.cuda.max_memory_allocated(self.device) - self.base
+            self._cuda.__exit__(*exc)
+            self.peak = self._cuda.peak
         elif self.base:
             self._stop.set()
             self._thread.join()
@@ -66,12 +66,11 @@ class PeakRSS:
 
 
 def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.double().cpu(), b.double().cpu()
+    a, b = a.cpu().double(), b.cpu().double()  # on the host: MPS has no float64
     return float((a - b).norm() / b.norm().clamp_min(1e-30))
 
 
@@ -140,7 +139,7 @@ def run_bench(model_path: str | None, size: int, batches: list[int], precisions:
     report = {
         "device": str(dev), "cpu": cpu_name(), "threads": torch.get_num_threads(),
         "torch": torch.__version__, "python": platform.python_version(),
-        "cuda": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+        "cuda": device_name(dev),
         "model": "stand-in" if tmp else os.path.abspath(model_path), "size": ref.size, "repeats": repeats,
         "compile": compile,
         "loadavg_start": os.getloadavg() if hasattr(os, "getloadavg") else None, "results": [],

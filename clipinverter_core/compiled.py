@@ -21,6 +21,8 @@ import logging
 
 import torch
 
+from .devices import is_out_of_memory
+
 log = logging.getLogger("clipinverter")
 
 MODES = ("default", "reduce-overhead", "max-autotune")
@@ -63,8 +65,8 @@ class CompiledStage:
                 # so each call starts a new graph step and hands back copies.
                 torch.compiler.cudagraph_mark_step_begin()
                 return torch.utils._pytree.tree_map(_copy, self.compiled(*args))
-            except torch.OutOfMemoryError:
-                raise
             except Exception as e:  # noqa: BLE001 - any compiler failure: fall back to the eager code
+                if is_out_of_memory(e):  # CUDA's OutOfMemoryError and MPS's RuntimeError: the batching halves
+                    raise
                 self._fall_back(e)
         return self.eager(*args)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .batching import map_chunks
+from .batching import map_chunks, pair_indices, take
+from . import devices
 from .errors import CheckpointError, InputError
 from .networks import LEVELS, CLIPAdapter, Encoder4Editing, Features, Generator, n_latent_for
 from .networks.e4e import COARSE_END, MEDIUM_END
@@ -59,19 +60,6 @@ class EditResult:
     w_hat: torch.Tensor           # (B, n_latent, 512) edited codes
     latent: Latent                # w_hat with the remapped conv codes
     image: torch.Tensor           # (B, 3, size, size), unclamped
-
-
-def pair_indices(n_a: int, n_b: int, what_a: str = "images", what_b: str = "prompts"):
-    """Broadcast rule: 1 x N, N x 1 and N x N pair up; other counts are an error."""
-    if n_a == 0 or n_b == 0:
-        raise InputError(f"empty batch: {n_a} {what_a}, {n_b} {what_b}")
-    if n_a == n_b:
-        return list(range(n_a)), list(range(n_b))
-    if n_b == 1:
-        return list(range(n_a)), [0] * n_a
-    if n_a == 1:
-        return [0] * n_b, list(range(n_b))
-    raise InputError(f"{n_a} {what_a} and {n_b} {what_b} do not pair up: give one of either, or as many of each")
 
 
 def level_rows(levels, n_latent: int) -> list[int]:
@@ -203,16 +191,16 @@ class CLIPInverter:
             if not isinstance(t, str) or not t.strip():
                 raise InputError(f"prompt {i + 1} of {len(texts)} is empty: describe the edited face, "
                                  "e.g. 'this person has blonde hair'")
-        tokens = self.tokenizer(texts)
+        tokens = devices.to_device(self.tokenizer(texts), self.device)
         clip = self.clip
-        outs = map_chunks(lambda a, b: clip.encode_text(tokens[a:b].to(self.device)).float(), len(texts), chunk)
+        outs = map_chunks(lambda a, b: clip.encode_text(tokens[a:b]).float(), len(texts), chunk)
         return torch.cat(outs)
 
     @torch.inference_mode()
     def encode_image(self, images01: torch.Tensor) -> torch.Tensor:
         """Raw CLIP image embeddings of reference pictures (B, 3, H, W) in [0, 1], (B, 512) float32."""
         from .networks.clip import preprocess_for_clip
-        x = preprocess_for_clip(images01.to(self.device, torch.float32)).to(self.enc_dtype)
+        x = preprocess_for_clip(devices.to_device(images01, self.device, torch.float32)).to(self.enc_dtype)
         return self.clip.encode_image(x).float()
 
     # --- inversion and edit -----------------------------------------------------------------------------------
@@ -234,7 +222,7 @@ class CLIPInverter:
         (coarse: rows 0-2, medium: 3-6, fine: 7 on, as the e4e heads read them); the other rows keep w."""
         adapter = self._need("adapter")
         self._need("encoder")
-        t = t.to(self.device, self.enc_dtype)
+        t = devices.to_device(t, self.device, self.enc_dtype)
         delta = self._on_levels(self._heads(adapter(feats, t)), levels)
         return w + (strength * EDIT_SCALE) * delta
 
@@ -244,7 +232,7 @@ class CLIPInverter:
         self._need("encoder")
         if x.ndim != 4 or x.shape[1:] != (3, 256, 256):
             raise InputError(f"the encoder takes (B, 3, 256, 256) images, got {tuple(x.shape)}")
-        return self._backbone(x.to(self.device, self.enc_dtype))
+        return self._backbone(devices.to_device(x, self.device, self.enc_dtype))
 
     @torch.inference_mode()
     def edit_features(self, feats: Features, t: torch.Tensor, strength: float = 1.0,
@@ -253,7 +241,7 @@ class CLIPInverter:
         heads once over both feature sets (a batch of 2B); the CLI, the API and the nodes all edit through here,
         so they give the same numbers."""
         self._need("encoder")
-        edited = self._need("adapter")(feats, t.to(self.device, self.enc_dtype))
+        edited = self._need("adapter")(feats, devices.to_device(t, self.device, self.enc_dtype))
         if self.impl == "fast":
             n = feats.c1.shape[0]
             codes = self._heads(Features(*(torch.cat(pair) for pair in zip(feats, edited))))
@@ -265,12 +253,14 @@ class CLIPInverter:
 
     def _on_levels(self, delta: torch.Tensor, levels) -> torch.Tensor:
         """delta on the W+ rows of `levels`, zero on the others."""
-        rows = level_rows(levels, self.n_latent)
+        rows = set(level_rows(levels, self.n_latent))
         if len(rows) == self.n_latent:
             return delta
-        keep = torch.zeros(self.n_latent, 1, device=delta.device, dtype=delta.dtype)
-        keep[rows] = 1
-        return delta * keep
+        delta = delta.clone()
+        for r in range(self.n_latent):  # slices, not an index list: nothing is copied from the host
+            if r not in rows:
+                delta[:, r].zero_()
+        return delta
 
     @torch.inference_mode()
     def remap(self, latent: Latent | torch.Tensor, t: torch.Tensor, strength: float = 1.0) -> Latent:
@@ -278,9 +268,9 @@ class CLIPInverter:
         gen = self._need("generator")
         if isinstance(latent, torch.Tensor):
             latent = Latent(latent)
-        w = latent.w.to(self.device, self.gen_dtype)
-        conv = latent.conv_codes.to(self.device, self.gen_dtype)
-        return Latent(w, gen.remap(conv, t.to(self.device, self.gen_dtype), strength))
+        w = devices.to_device(latent.w, self.device, self.gen_dtype)
+        conv = devices.to_device(latent.conv_codes, self.device, self.gen_dtype)
+        return Latent(w, gen.remap(conv, devices.to_device(t, self.device, self.gen_dtype), strength))
 
     @torch.inference_mode()
     def decode(self, latent: Latent | torch.Tensor) -> torch.Tensor:
@@ -288,8 +278,8 @@ class CLIPInverter:
         gen = self._need("generator")
         if isinstance(latent, torch.Tensor):
             latent = Latent(latent)
-        rgb = gen.split_wplus(latent.w.to(self.device, self.gen_dtype))[1]
-        return self._synthesis(latent.conv_codes.to(self.device, self.gen_dtype), rgb).float()
+        rgb = gen.split_wplus(devices.to_device(latent.w, self.device, self.gen_dtype))[1]
+        return self._synthesis(devices.to_device(latent.conv_codes, self.device, self.gen_dtype), rgb).float()
 
     @torch.inference_mode()
     def edit(self, x: torch.Tensor, t: torch.Tensor, strength: float = 1.0, remap_strength: float = 1.0,
@@ -300,7 +290,7 @@ class CLIPInverter:
         idx_x, idx_t = pair_indices(x.shape[0], t.shape[0])
 
         def run(a, b):
-            xs, ts = x[idx_x[a:b]], t[idx_t[a:b]].to(self.device)
+            xs, ts = take(x, idx_x[a:b]), devices.to_device(take(t, idx_t[a:b]), self.device)
             w, w_hat = self.edit_features(self.features(xs), ts, strength, levels)
             latent = self.remap(w_hat, ts, remap_strength) if remap_strength != 0 else Latent(w_hat)
             return ts.float(), w.float(), w_hat.float(), latent, self.decode(latent)

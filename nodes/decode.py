@@ -6,8 +6,9 @@ import torch
 from comfy_api.latest import io
 
 from ..clipinverter_core.images import generator_to_unit
+from ..clipinverter_core.pipeline import Latent
 from . import types
-from .memory import run_items
+from .memory import run_chunks
 
 
 class Decode(io.ComfyNode):
@@ -31,8 +32,9 @@ class Decode(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, latent) -> io.NodeOutput:
-        def work(inv, i):
-            image = inv.decode(latent.index(slice(i, i + 1)))
-            return generator_to_unit(image).movedim(1, -1).to(mm.intermediate_device(), torch.float32)
+        def work(inv, a, b):
+            part = Latent(latent.w[a:b], None if latent.conv is None else latent.conv[a:b])
+            return generator_to_unit(inv.decode(part)).movedim(1, -1)
 
-        return io.NodeOutput(torch.cat(run_items(model, len(latent), work)))
+        images = torch.cat(run_chunks(model, len(latent), work))  # on the host (run_chunks moves each chunk)
+        return io.NodeOutput(images.to(mm.intermediate_device(), torch.float32))

@@ -8,28 +8,34 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
+from ..clipinverter_core.batching import pair_indices, take
 from ..clipinverter_core.images import tensor_to_encoder_input
-from ..clipinverter_core.networks import LEVELS
-from ..clipinverter_core.pipeline import Latent, pair_indices
+from ..clipinverter_core.networks import LEVELS, Features
+from ..clipinverter_core.pipeline import Latent
 from . import types
-from .memory import run_items
+from .memory import run_chunks
 
 STRENGTH = dict(min=-10.0, max=10.0, step=0.05)
 
 
 def images_to_encoder_input(image: torch.Tensor) -> torch.Tensor:
-    """ComfyUI IMAGE [B, H, W, 3] in [0, 1] -> the encoder's (B, 3, 256, 256) in [-1, 1]."""
+    """ComfyUI IMAGE [B, H, W, 3] in [0, 1] -> the encoder's (B, 3, 256, 256) in [-1, 1], on the host where
+    ComfyUI's IMAGE tensors live (checked for NaN there; each chunk goes up to the device on its own)."""
     return tensor_to_encoder_input(image.movedim(-1, 1)[:, :3].float())
 
 
-def cat_latents(parts: list[Latent]) -> Latent:
-    convs = [p.conv for p in parts]
+def cat_latents(parts: list[tuple]) -> Latent:
+    """Latent from run_chunks' per-chunk (w, conv or None) pairs, on the host."""
+    convs = [conv for _, conv in parts]
     conv = None if any(c is None for c in convs) else torch.cat(convs)
-    return Latent(torch.cat([p.w for p in parts]), conv)
+    return Latent(torch.cat([w for w, _ in parts]), conv)
 
 
-def to_cpu(latent: Latent) -> Latent:
-    return latent.to("cpu", torch.float32)
+def face_features(inv, x: torch.Tensor, idx: list[int]) -> Features:
+    """Backbone features of the faces x[idx]: one pass per face when a chunk edits one face several ways."""
+    if idx == [idx[0]] * len(idx):
+        return Features(*(f.expand(len(idx), *f.shape[1:]) for f in inv.features(x[idx[0]:idx[0] + 1])))
+    return inv.features(take(x, idx))
 
 
 def _image_input():
@@ -71,17 +77,12 @@ class InvertEdit(io.ComfyNode):
         levels = tuple(lv for lv, on in zip(LEVELS, (coarse, medium, fine)) if on)
         x = images_to_encoder_input(image)
         idx_x, idx_t = pair_indices(x.shape[0], embedding.shape[0], "images", "embeddings")
-        features = {}  # one backbone pass per face, reused by its edits
 
-        def work(inv, i):
-            j = idx_x[i]
-            if j not in features:
-                features.clear()
-                features[j] = inv.features(x[j:j + 1])
-            t = embedding[idx_t[i]:idx_t[i] + 1]
-            return to_cpu(Latent(inv.edit_features(features[j], t, strength, levels)[1]))
+        def work(inv, a, b):
+            feats = face_features(inv, x, idx_x[a:b])
+            return inv.edit_features(feats, take(embedding, idx_t[a:b]), strength, levels)[1], None
 
-        return io.NodeOutput(cat_latents(run_items(model, len(idx_x), work)))
+        return io.NodeOutput(cat_latents(run_chunks(model, len(idx_x), work)))
 
 
 class InvertOnly(io.ComfyNode):
@@ -100,7 +101,7 @@ class InvertOnly(io.ComfyNode):
     @classmethod
     def execute(cls, model, image) -> io.NodeOutput:
         x = images_to_encoder_input(image)
-        parts = run_items(model, x.shape[0], lambda inv, i: to_cpu(Latent(inv.invert(x[i:i + 1])[0])))
+        parts = run_chunks(model, x.shape[0], lambda inv, a, b: (inv.invert(x[a:b])[0], None))
         return io.NodeOutput(cat_latents(parts))
 
 
@@ -132,8 +133,9 @@ class Remap(io.ComfyNode):
         if strength == 0:  # as the CLI: no remapper at all
             return io.NodeOutput(latent.index(idx_l))
 
-        def work(inv, i):
-            part = latent.index(slice(idx_l[i], idx_l[i] + 1))
-            return to_cpu(inv.remap(part, embedding[idx_t[i]:idx_t[i] + 1], strength))
+        def work(inv, a, b):
+            part = Latent(take(latent.w, idx_l[a:b]), None if latent.conv is None else take(latent.conv, idx_l[a:b]))
+            remapped = inv.remap(part, take(embedding, idx_t[a:b]), strength)
+            return remapped.w, remapped.conv
 
-        return io.NodeOutput(cat_latents(run_items(model, len(idx_l), work)))
+        return io.NodeOutput(cat_latents(run_chunks(model, len(idx_l), work)))

@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from ..clipinverter_core.errors import InputError
 from . import types
-from .memory import run_items
+from .memory import run_chunks
 
 # Reference-image guidance: the text whose embedding norm image embeddings are scaled to ("match text").
 NORM_REFERENCE_PROMPT = "a photo of a face"
@@ -43,7 +43,7 @@ class EncodeText(io.ComfyNode):
     @classmethod
     def execute(cls, model, text) -> io.NodeOutput:
         prompts = prompts_of(text)
-        rows = run_items(model, len(prompts), lambda inv, i: inv.encode_text([prompts[i]]).cpu())
+        rows = run_chunks(model, len(prompts), lambda inv, a, b: inv.encode_text(prompts[a:b]))
         return io.NodeOutput(torch.cat(rows))
 
 
@@ -75,9 +75,9 @@ class EncodeImage(io.ComfyNode):
     @classmethod
     def execute(cls, model, image, norm_matching) -> io.NodeOutput:
         pictures = image.movedim(-1, 1)[:, :3]  # [B, H, W, C] -> (B, 3, H, W)
-        rows = run_items(model, pictures.shape[0], lambda inv, i: inv.encode_image(pictures[i:i + 1]).cpu())
+        rows = run_chunks(model, pictures.shape[0], lambda inv, a, b: inv.encode_image(pictures[a:b]))
         emb = torch.cat(rows)
         if norm_matching == "match text":
-            ref = run_items(model, 1, lambda inv, i: inv.encode_text([NORM_REFERENCE_PROMPT]).cpu())[0]
+            ref = run_chunks(model, 1, lambda inv, a, b: inv.encode_text([NORM_REFERENCE_PROMPT]))[0]
             emb = emb * (ref.norm(dim=-1, keepdim=True) / emb.norm(dim=-1, keepdim=True).clamp_min(1e-8))
         return io.NodeOutput(emb)

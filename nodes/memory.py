@@ -1,13 +1,15 @@
-"""ComfyUI model management for the CLIPInverter networks, and the batch loop every node runs.
+"""ComfyUI model management for the CLIPInverter networks, and the chunked batch loop every node runs.
 
 The networks sit in one nn.Module that a comfy ModelPatcher owns, so `load_models_gpu` loads them on the
 device, makes room for them (unloading diffusion models when it must) and offloads them when others need the
-memory, exactly as it does for core models. Work runs one batch item at a time: a progress bar step and a
-cancel check after each, and an out-of-memory error frees everything else and retries the item once.
+memory, exactly as it does for core models. Work runs in chunks of batch items sized from the free memory and
+the per-item estimate (clipinverter_core.memory), with a progress bar step and a cancel check per chunk; an
+out-of-memory error frees the other models and halves the chunk, down to one item.
 """
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 import comfy.model_management as mm
 import comfy.model_patcher
@@ -15,16 +17,16 @@ import comfy.utils
 import torch
 from torch import nn
 
+from ..clipinverter_core import devices
 from ..clipinverter_core.errors import CheckpointError
+from ..clipinverter_core.memory import item_bytes
 from ..clipinverter_core.pipeline import CLIPInverter
 
 log = logging.getLogger("clipinverter")
 
-# Rough working memory of one batch item beyond the weights: the generator's widest feature maps at full
-# size (64 channels at size x size) with room for a few of them alive at once (the factor 8).
-ACTIVATION_CHANNELS = 64
-LIVE_MAPS = 8
-EVERYTHING = 1e30  # bytes asked of free_memory to unload every other model before the out-of-memory retry
+MAX_CHUNK = 32         # items per chunk at most: the GPU targets' largest batch; keeps the progress bar moving
+FREE_FRACTION = 0.8    # of the free memory a chunk may plan to use (the estimate is rough)
+EVERYTHING = 1e30      # bytes asked of free_memory: unload every other model before retrying smaller
 
 
 class InverterModules(nn.Module):
@@ -54,34 +56,53 @@ class LoadedInverter:
         return self.patcher.load_device
 
     def item_memory(self) -> int:
-        """Working memory of one batch item, in bytes (an estimate, for free_memory)."""
-        return ACTIVATION_CHANNELS * LIVE_MAPS * self.inverter.size ** 2 * self.inverter.dtype.itemsize
+        """Working memory of one batch item, in bytes (an estimate from the networks' compute dtypes)."""
+        return item_bytes(self.inverter)
 
-    def on_device(self) -> CLIPInverter:
-        """Loads (or keeps) the networks on the load device and returns the core model pointed at it."""
+    def on_device(self, items: int = 1) -> CLIPInverter:
+        """Loads (or keeps) the networks on the load device, with room for `items` batch items, and returns the
+        core model pointed at it."""
         # force_full_load: our modules have no ComfyUI weight casting, so they must sit wholly on one device
-        mm.load_models_gpu([self.patcher], memory_required=self.item_memory(), force_full_load=True)
+        mm.load_models_gpu([self.patcher], memory_required=self.item_memory() * items, force_full_load=True)
         inv = self.inverter
         inv.device = self.patcher.load_device
         return inv
 
+    def chunk_size(self, n: int) -> int:
+        """Items per chunk: as many as the free memory holds by the estimate, 1 to MAX_CHUNK."""
+        free = mm.get_free_memory(self.device)
+        return max(1, min(n, MAX_CHUNK, int(free * FREE_FRACTION) // max(self.item_memory(), 1)))
 
-def run_items(model: LoadedInverter, n: int, work):
-    """Calls work(inverter, i) for i in range(n) with a progress bar, the cancel check between items and one
-    retry after freeing memory on out-of-memory. Returns the list of results."""
+
+def run_chunks(model: LoadedInverter, n: int, work: Callable[[CLIPInverter, int, int], object]) -> list:
+    """The batch loop of every node: calls work(inverter, start, stop) over [0, n) in chunks and returns the
+    results, one per chunk, moved to the host (float32 tensors, in any nest of tuples, lists and dicts) once per
+    chunk by `devices.to_host`.
+
+    `work` gets the networks on the load device and returns results on it; it must compute items independently
+    (so a smaller chunk gives the same result). Before each chunk: the cancel check; after it: the progress bar,
+    by its item count. The chunk starts at the size the free memory allows (`LoadedInverter.chunk_size`); an
+    out-of-memory error (torch.OutOfMemoryError, or MPS's RuntimeError) frees the other models once and halves
+    the chunk, down to one item, which then fails for real."""
     pbar = comfy.utils.ProgressBar(n)
-    out = []
-    for i in range(n):
+    out, start, freed = [], 0, False
+    size = model.chunk_size(n) if n else 1
+    while start < n:
         mm.throw_exception_if_processing_interrupted()
-        inv = model.on_device()
+        stop = min(start + size, n)
         try:
-            out.append(work(inv, i))
-        except mm.OOM_EXCEPTION as e:
-            if not isinstance(e, torch.OutOfMemoryError):
+            out.append(devices.to_host(work(model.on_device(stop - start), start, stop)))
+        except Exception as e:  # noqa: BLE001 - only out-of-memory errors are handled
+            if not devices.is_out_of_memory(e) or (size == 1 and freed):
                 raise
-            log.warning("clipinverter: out of memory on item %d; freeing other models and retrying once", i)
-            mm.free_memory(EVERYTHING, model.device, keep_loaded=[])
+            log.warning("clipinverter: out of memory on %d item(s); %s", stop - start,
+                        "retrying with fewer" if size > 1 else "freeing other models and retrying")
+            if not freed:
+                mm.free_memory(EVERYTHING, model.device, keep_loaded=[])  # ours reloads at the next on_device
+                freed = True
             mm.soft_empty_cache(True)
-            out.append(work(model.on_device(), i))
-        pbar.update(1)
+            size = max(1, (stop - start) // 2)
+            continue
+        pbar.update(stop - start)
+        start = stop
     return out

@@ -19,7 +19,7 @@ from ..clipinverter_core.metrics.table import text_table
 from ..clipinverter_core.pipeline import pair_indices
 from . import types
 from .edit import images_to_encoder_input
-from .memory import run_items
+from .memory import run_chunks
 from .paths import FOLDER
 
 NO_FILE = "none"
@@ -107,22 +107,26 @@ class EditMetrics(io.ComfyNode):
         idx_o, idx_e = pair_indices(originals.shape[0], edits.shape[0], "originals", "edits")
         idx_e2, idx_t = pair_indices(len(idx_e), embedding.shape[0], "edits", "embeddings")
         net = _arcface(arcface)
-        source = run_items(model, 1, lambda inv, i: inv.encode_text([source_text.strip()]))[0]
+        source = run_chunks(model, 1, lambda inv, a, b: inv.encode_text([source_text.strip()]))[0]
 
-        def work(inv, i):
-            o, e, t = idx_o[idx_e2[i]], idx_e[idx_e2[i]], idx_t[i]
+        def work(inv, a, b):  # edits a..b of the pairing, scored as one batch on the device
             dev = inv.device
+            o = torch.tensor([idx_o[idx_e2[i]] for i in range(a, b)])
+            e = torch.tensor([idx_e[idx_e2[i]] for i in range(a, b)])
+            t = torch.tensor(idx_t[a:b])
             ident = None if net is None else net.to(dev)
-            s = score_edits(inv.clip, originals[o:o + 1].to(dev), edits[e:e + 1].to(dev), embedding[t:t + 1],
-                            source, identity_net=ident)
-            scores = {c: float(s[c][0]) if c in s else math.nan for c in COLUMNS}
-            return {"edit": e, "original": o, "embedding": t, **scores}
+            return score_edits(inv.clip, originals[o].to(dev), edits[e].to(dev), embedding[t].to(dev),
+                               source.to(dev), identity_net=ident)
 
         try:
-            rows = run_items(model, len(idx_e2), work)
+            chunks = run_chunks(model, len(idx_e2), work)
         finally:
             if net is not None:
                 net.to("cpu")
+        scores = {c: torch.cat([ch[c] for ch in chunks]).tolist() if c in chunks[0] else [math.nan] * len(idx_e2)
+                  for c in COLUMNS}
+        rows = [{"edit": idx_e[idx_e2[i]], "original": idx_o[idx_e2[i]], "embedding": idx_t[i],
+                 **{c: scores[c][i] for c in COLUMNS}} for i in range(len(idx_e2))]
         means = {c: _mean([r[c] for r in rows]) for c in COLUMNS}
         table = text_table(rows + [{"edit": "mean", "original": "", "embedding": "", **means}], COLUMNS,
                            None if net is not None else {"identity": "no ArcFace file chosen"}, keys=KEYS)

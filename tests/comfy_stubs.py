@@ -78,10 +78,15 @@ class InterruptProcessingException(Exception):
 
 
 class Recorder:
-    """What the nodes asked of ComfyUI; reset() between tests."""
+    """What the nodes asked of ComfyUI; reset() between tests. `devices` are what model management reports
+    (compute, offload, intermediate: CPU unless a test says otherwise, e.g. "meta"); `free_memory` is what
+    get_free_memory answers, in bytes."""
 
     def reset(self):
         self.loads, self.progress, self.interrupt_after_checks, self.checks, self.freed = [], [], None, 0, []
+        self.offloads = []
+        self.devices = {"load": torch.device("cpu"), "offload": torch.device("cpu"), "intermediate": torch.device("cpu")}
+        self.free_memory = 64 * 2 ** 30
 
 
 RECORD = Recorder()
@@ -92,40 +97,67 @@ def _make_mm():
     mm = types.ModuleType("comfy.model_management")
     mm.OOM_EXCEPTION = torch.cuda.OutOfMemoryError
     mm.InterruptProcessingException = InterruptProcessingException
-    mm.get_torch_device = lambda: torch.device("cpu")
-    mm.unet_offload_device = lambda: torch.device("cpu")
-    mm.intermediate_device = lambda: torch.device("cpu")
+    mm.get_torch_device = lambda: RECORD.devices["load"]
+    mm.unet_offload_device = lambda: RECORD.devices["offload"]
+    mm.intermediate_device = lambda: RECORD.devices["intermediate"]
+    mm.get_free_memory = lambda dev=None, torch_free_too=False: RECORD.free_memory
+    loaded = []
 
     def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimum_memory_required=None,
                         force_full_load=False):
         for m in models:
-            m.model.to(m.load_device)
+            m.load(m.load_device)
+            if m not in loaded:
+                loaded.append(m)
         RECORD.loads.append((list(models), memory_required, force_full_load))
+
+    def free_memory(memory, device, keep_loaded=()):
+        """Offloads every loaded model not kept, as ComfyUI's free_memory does when memory is short."""
+        RECORD.freed.append(memory)
+        for m in list(loaded):
+            if m not in keep_loaded and m.load_device == device:
+                m.detach()
+                loaded.remove(m)
 
     def throw_exception_if_processing_interrupted():
         RECORD.checks += 1
         if RECORD.interrupt_after_checks is not None and RECORD.checks > RECORD.interrupt_after_checks:
             raise InterruptProcessingException()
 
-    mm.load_models_gpu = load_models_gpu
+    mm.load_models_gpu, mm.free_memory = load_models_gpu, free_memory
     mm.throw_exception_if_processing_interrupted = throw_exception_if_processing_interrupted
-    mm.free_memory = lambda memory, device, keep_loaded=(): RECORD.freed.append(memory)
     mm.soft_empty_cache = lambda force=False: None
     return mm
 
 
 class ModelPatcher:
+    """Moves its module the way ComfyUI's ModelPatcher does: a full load moves each module that holds parameters
+    (`.to` per module), then the whole model; `detach` moves the whole model to the offload device."""
+
     def __init__(self, model, load_device, offload_device, size=0, weight_inplace_update=False):
         self.model, self.load_device, self.offload_device = model, load_device, offload_device
+
+    def load(self, device_to):
+        for m in self.model.modules():
+            if any(True for _ in m.parameters(recurse=False)):
+                m.to(device_to)
+        self.model.to(device_to)
+
+    def detach(self, unpatch_all=True):
+        # meta tensors hold no values to copy back: there the offload can only allocate on the offload device
+        on_meta = any(p.is_meta for p in self.model.parameters())
+        self.model.to_empty(device=self.offload_device) if on_meta else self.model.to(self.offload_device)
+        RECORD.offloads.append(self)
 
 
 class ProgressBar:
     def __init__(self, total, node_id=None):
-        self.total, self.current = total, 0
+        self.total, self.current, self.updates = total, 0, []
         RECORD.progress.append(self)
 
     def update(self, value):
         self.current += value
+        self.updates.append(value)
 
 
 # --- folder_paths --------------------------------------------------------------------------------------------------

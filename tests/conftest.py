@@ -18,10 +18,17 @@ PARITY = os.environ.get("CLIPINVERTER_PARITY", os.path.join(ROOT, "..", "shared"
 
 torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
 
+# The device the parity and fast-path tests run the model on (bench/gpu_check.sh sets cuda). On CUDA, float32
+# convolutions and matrix products default to TF32 (a 10-bit mantissa): the fp32 fidelity checks need IEEE float32.
+DEVICE = os.environ.get("CLIPINVERTER_TEST_DEVICE", "cpu")
+if torch.device(DEVICE).type == "cuda":
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+
 
 def rel_l2(ours, ref) -> float:
     ours = np.asarray(torch.as_tensor(ours).detach().cpu().double())
-    ref = np.asarray(ref, dtype=np.float64)
+    ref = np.asarray(ref.detach().cpu().double() if isinstance(ref, torch.Tensor) else ref, dtype=np.float64)
     assert ours.shape == ref.shape, (ours.shape, ref.shape)
     return float(np.linalg.norm(ours - ref) / np.linalg.norm(ref))
 

@@ -1,6 +1,6 @@
 """The fast path (impl="fast", the default) computes what the reference path (impl="ref", the official
 formulation step for step) computes: stage by stage in float32, within 1e-2 of float32 in bf16 and fp16 at
-1024, with no NaN or inf at any batch size."""
+1024, with no NaN or inf at any batch size; on the CPU, or on CLIPINVERTER_TEST_DEVICE (gpu_check.sh: cuda)."""
 import numpy as np
 import pytest
 import torch
@@ -8,7 +8,7 @@ import torch
 from clipinverter_core.images import uint8_to_encoder_input
 from clipinverter_core.pipeline import CLIPInverter
 
-from conftest import rel_l2
+from conftest import DEVICE, rel_l2
 
 NETS = ("encoder", "adapter", "generator")
 TOL_FP32 = 1e-5
@@ -24,8 +24,8 @@ def _inputs(g, batch: int):
 
 @pytest.fixture(scope="module")
 def pair(kit256):
-    return (CLIPInverter.from_bundle(kit256.bundle, "cpu", sections=NETS, impl="ref"),
-            CLIPInverter.from_bundle(kit256.bundle, "cpu", sections=NETS, impl="fast"))
+    return (CLIPInverter.from_bundle(kit256.bundle, DEVICE, sections=NETS, impl="ref"),
+            CLIPInverter.from_bundle(kit256.bundle, DEVICE, sections=NETS, impl="fast"))
 
 
 @pytest.mark.parametrize("batch", [1, 3])  # batch 1 folds the styles into the weights; 3 scales the input
@@ -73,7 +73,7 @@ def fp32_1024(kit_factory):
     kit = kit_factory(1024)
     x, _ = _inputs(kit.golden, 1)
     caption = str(kit.golden["captions"][0])
-    model = CLIPInverter.from_bundle(kit.bundle, "cpu", "fp32")
+    model = CLIPInverter.from_bundle(kit.bundle, DEVICE, "fp32")
     return kit, x, caption, model.edit(x, model.encode_text(caption))
 
 
@@ -81,9 +81,9 @@ def fp32_1024(kit_factory):
 def test_low_precision_stays_within_1e_2_of_fp32_at_1024(fp32_1024, precision):
     """The whole edit as a user runs it, CLIP text embedding included, in each precision."""
     kit, x, caption, r32 = fp32_1024
-    low = CLIPInverter.from_bundle(kit.bundle, "cpu", precision)
+    low = CLIPInverter.from_bundle(kit.bundle, DEVICE, precision)
     r = low.edit(x, low.encode_text(caption))
     assert torch.isfinite(r.image).all()
-    assert rel_l2(r.text_embedding, r32.text_embedding.numpy()) < TOL_LOW
-    assert rel_l2(r.image, r32.image.numpy()) < TOL_LOW
-    assert rel_l2(r.w_hat - r.w, (r32.w_hat - r32.w).numpy()) < TOL_LOW
+    assert rel_l2(r.text_embedding, r32.text_embedding.cpu().numpy()) < TOL_LOW
+    assert rel_l2(r.image, r32.image.cpu().numpy()) < TOL_LOW
+    assert rel_l2(r.w_hat - r.w, (r32.w_hat - r32.w).cpu().numpy()) < TOL_LOW

@@ -46,6 +46,8 @@ def comfy(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _fresh_record():
     RECORD.reset()
+    yield
+    RECORD.reset()  # module fixtures made by the next test must not inherit this one's cancel or memory
 
 
 @pytest.fixture(scope="module")
@@ -169,10 +171,12 @@ def test_an_edit_through_the_nodes_gives_the_pixels_of_the_cli(single, face, sta
 
 
 def test_every_batch_loop_reports_progress_and_checks_cancel(nodes, model, face):
+    RECORD.free_memory = 0  # room for one item at a time: a chunk per prompt
     t = run(nodes, "CLIPInverterEncodeText", model, "a\n\n  b \nc\n")  # blank lines are not prompts
     assert t.shape == (3, 512)
     assert [p.current for p in RECORD.progress] == [3] and RECORD.checks == 3
     RECORD.reset()
+    RECORD.free_memory = 0
     RECORD.interrupt_after_checks = 1  # cancel pressed while the first item runs
     with pytest.raises(comfy_stubs.InterruptProcessingException):
         run(nodes, "CLIPInverterEncodeText", model, "a\nb\nc")
@@ -343,20 +347,21 @@ def test_out_of_memory_frees_other_models_and_retries_the_item_once(comfy, model
     pack = comfy[0]
     calls = []
 
-    def work(inv, i):
-        calls.append(i)
+    def work(inv, a, b):
+        calls.append((a, b))
         if len(calls) == 1:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return i
+        return torch.tensor([a])
 
-    assert pack.nodes.memory.run_items(model, 2, work) == [0, 1]
-    assert calls == [0, 0, 1] and len(RECORD.freed) == 1
+    RECORD.free_memory = 0  # one item per chunk from the start
+    assert [int(r) for r in pack.nodes.memory.run_chunks(model, 2, work)] == [0, 1]
+    assert calls == [(0, 1), (0, 1), (1, 2)] and len(RECORD.freed) == 1
 
-    def always(inv, i):
+    def always(inv, a, b):
         raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
 
     with pytest.raises(torch.OutOfMemoryError):
-        pack.nodes.memory.run_items(model, 1, always)
+        pack.nodes.memory.run_chunks(model, 1, always)
 
 
 # --- Edit Metrics --------------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""Fidelity: in float32 on CPU, our pipeline computes what the official code computes (relative L2 < 1e-4)
-on the parity kit, at StyleGAN sizes 256 and 1024. `w_hat - w` is checked on its own: it is small next to w,
-and an error in the edit could hide inside a tolerance on w_hat."""
+"""Fidelity: in float32 (on the CPU, or on CLIPINVERTER_TEST_DEVICE), our pipeline computes what the official
+code computes (relative L2 < 1e-4) on the parity kit, at StyleGAN sizes 256 and 1024. `w_hat - w` is checked on
+its own: it is small next to w, and an error in the edit could hide inside a tolerance on w_hat."""
 import numpy as np
 import pytest
 import torch
@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from clipinverter_core.images import uint8_to_encoder_input
 from clipinverter_core.pipeline import CLIPInverter
 
-from conftest import rel_l2
+from conftest import DEVICE, rel_l2
 
 TOL = 1e-4
 
@@ -26,7 +26,7 @@ def _pool4(x):
 def run(request, kit_factory):
     kit = kit_factory(request.param)
     g = kit.golden
-    model = CLIPInverter.from_bundle(kit.bundle, "cpu", "fp32")
+    model = CLIPInverter.from_bundle(kit.bundle, DEVICE, "fp32")
     tokens = model.tokenizer(list(g["captions"]))
     t = model.encode_text(list(g["captions"]))
     result = model.edit(uint8_to_encoder_input(g["input_uint8"]), t)
@@ -70,7 +70,7 @@ def test_images(run, name):
 
 def test_one_image_at_a_time_matches_the_batch(run):
     kit, g, _, r, _ = run
-    model = CLIPInverter.from_bundle(kit.bundle, "cpu", "fp32", sections=("encoder", "adapter"))
+    model = CLIPInverter.from_bundle(kit.bundle, DEVICE, "fp32", sections=("encoder", "adapter"))
     x = uint8_to_encoder_input(g["input_uint8"][1:])
     w, feats = model.invert(x)
     w_hat = model.edit_codes(w, feats, r.text_embedding[1:])

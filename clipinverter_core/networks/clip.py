@@ -86,6 +86,5 @@ def preprocess_for_clip(images: torch.Tensor, size: int = 224) -> torch.Tensor:
     x = F.interpolate(images, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True)
     top, left = (nh - size) // 2, (nw - size) // 2
     x = x[:, :, top:top + size, left:left + size].clamp(0, 1)
-    mean = torch.tensor(IMAGE_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGE_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x - mean) / std
+    # per channel with Python numbers: a constant tensor would be copied from the host on every call
+    return torch.cat([(x[:, c:c + 1] - m) / s for c, (m, s) in enumerate(zip(IMAGE_MEAN, IMAGE_STD))], 1)

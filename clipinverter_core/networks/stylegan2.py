@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ops import fused_leaky_relu, upfirdn2d
+from ..ops.upfirdn2d import prepare_taps
 from ..ops.bias_act import LRELU_GAIN, LRELU_SLOPE
 from .layers import EqualLinear, PixelNorm
 
@@ -57,29 +58,30 @@ def make_kernel(k=BLUR_KERNEL, gain: float = 1.0) -> torch.Tensor:
 
 
 class Blur(nn.Module):
+    up = 1
+
     def __init__(self, pad: tuple[int, int], gain: float = 1.0):
         super().__init__()
         self.register_buffer("kernel", make_kernel(gain=gain))
+        self.register_buffer("taps", None, persistent=False)  # the fast path's weights (`fuse`)
         self.pad = pad
         self.impl = "ref"
 
+    def fuse(self) -> None:
+        """The fast path, with its filter weights computed once (a buffer: it moves with the module)."""
+        self.impl, self.taps = "fast", prepare_taps(self.kernel, self.up, self.pad)
+
     def forward(self, x):
-        return upfirdn2d(x, self.kernel, pad=self.pad, impl=self.impl)
+        return upfirdn2d(x, self.kernel, up=self.up, pad=self.pad, impl=self.impl, taps=self.taps)
 
 
-class Upsample(nn.Module):
+class Upsample(Blur):
     """x2 upsampling of the RGB skip: zero insertion and the blur kernel (gain 4 keeps the mean)."""
-    factor = 2
+    up = 2
 
     def __init__(self):
-        super().__init__()
-        self.register_buffer("kernel", make_kernel(gain=self.factor ** 2))
-        p = len(BLUR_KERNEL) - self.factor
-        self.pad = ((p + 1) // 2 + self.factor - 1, p // 2)
-        self.impl = "ref"
-
-    def forward(self, x):
-        return upfirdn2d(x, self.kernel, up=self.factor, pad=self.pad, impl=self.impl)
+        p = len(BLUR_KERNEL) - self.up
+        super().__init__(((p + 1) // 2 + self.up - 1, p // 2), gain=self.up ** 2)
 
 
 class ModulatedConv2d(nn.Module):
@@ -279,17 +281,32 @@ class Generator(nn.Module):
         for m in self.modules():
             if isinstance(m, ModulatedConv2d):
                 m.fuse()
-            if isinstance(m, (Blur, Upsample)):
-                m.impl = "fast"
+            if isinstance(m, Blur):  # and Upsample
+                m.fuse()
             if isinstance(m, (StyledConv, ToRGB, Generator)):
                 m.fused = True
         if self.has_remapper:
             self._stack_remapper()
         return self
 
+    STACKED = tuple(f"remap_{kind}_{i}" for i in (0, 2, 5) for kind in ("weight", "bias")) + \
+        ("remap_norm_weight", "remap_norm_bias")
+
+    def _apply(self, fn, recurse=True):
+        """Module.to(), .cuda(), .half() ...: the stacked remapper buffers are dropped, the parameters moved
+        (or cast), and the stacks built again from them, so the MLPs' parameters are views of the stacks
+        again. Moved on their own, stacks and parameters would be two copies on the new device."""
+        stacked = [name for name in self.STACKED if self._buffers.get(name) is not None]
+        for name in stacked:
+            del self._buffers[name]
+        super()._apply(fn, recurse)
+        if stacked:
+            self._stack_remapper()
+        return self
+
     def _stack_remapper(self) -> None:
         """The remapper's MLPs as stacked weights (n, in, out) for batched products; the MLPs' parameters
-        become views of them (no second copy)."""
+        become views of them (no second copy). The LayerNorms' stacks are copies (16 x 2 x 512 values)."""
         for i in (0, 2, 5):  # the Linear layers of M_k
             layers = [mlp[i] for mlp in self.affine_mlps]
             weight = torch.stack([m.weight for m in layers])                          # (n, out, in)

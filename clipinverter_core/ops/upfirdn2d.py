@@ -11,6 +11,10 @@ Two implementations compute the same thing:
 - `impl="fast"` (default): one depthwise convolution over all channels; when upsampling, a polyphase
   form: the up^2 phases of the output as up^2 small kernels over the input (no zero-inserted copy, up^2
   times fewer multiplications), interleaved by a pixel shuffle.
+
+The fast path's filter weights depend only on the kernel, `up` and `pad`: `prepare_taps` computes them once,
+and the modules that filter (stylegan2.Blur, Upsample) keep them as buffers and pass them in as `taps`, so a
+call builds no tensor from host data (no host-to-device copy per layer, nothing illegal in CUDA-graph capture).
 """
 from __future__ import annotations
 
@@ -19,12 +23,39 @@ import torch.nn.functional as F
 
 
 def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1,
-              pad: tuple[int, int] = (0, 0), impl: str = "fast") -> torch.Tensor:
-    """x: (N, C, H, W); kernel: (kh, kw). Returns (N, C, H', W')."""
+              pad: tuple[int, int] = (0, 0), impl: str = "fast", taps: torch.Tensor | None = None) -> torch.Tensor:
+    """x: (N, C, H, W); kernel: (kh, kw). Returns (N, C, H', W'). `taps`: `prepare_taps(kernel, up, pad, down)`,
+    kept by the caller (fast path); computed here when not given."""
     assert x.ndim == 4 and kernel.ndim == 2, (x.shape, kernel.shape)
     if impl == "ref":
         return _upfirdn2d_ref(x, kernel, up, down, pad)
-    return _upfirdn2d_depthwise(x, kernel, up, down, pad)
+    if taps is None:
+        taps = prepare_taps(kernel, up, pad, down)
+    if taps.ndim == 4:
+        return _upfirdn2d_polyphase(x, taps, kernel.shape, up, pad)
+    return _upfirdn2d_depthwise(x, taps, up, down, pad)
+
+
+def _polyphase_fits(kernel_shape, up: int, pad: tuple[int, int]) -> bool:
+    """Whether the polyphase form applies, for any input size: the output is a whole number of phases."""
+    kh, kw = kernel_shape
+    return up > 1 and (sum(pad) - kh + 1) % up == 0 and (sum(pad) - kw + 1) % up == 0
+
+
+def prepare_taps(kernel: torch.Tensor, up: int = 1, pad: tuple[int, int] = (0, 0), down: int = 1) -> torch.Tensor:
+    """The fast path's filter weights, on the kernel's device: the up^2 polyphase kernels (up^2, 1, sy, sx)
+    where that form applies (upsampling without downsampling), else the flipped kernel (kh, kw)."""
+    kh, kw = kernel.shape
+    if down != 1 or not _polyphase_fits(kernel.shape, up, pad):
+        return torch.flip(kernel, [0, 1])
+    ty, _, sy = _polyphase_taps(kh, up, pad[0])
+    tx, _, sx = _polyphase_taps(kw, up, pad[0])
+    kf = torch.flip(kernel, [0, 1])
+    kf = torch.cat([kf, kf.new_zeros(kh, 1)], 1)
+    kf = torch.cat([kf, kf.new_zeros(1, kw + 1)], 0)  # index -1 reads a zero
+    iy = torch.tensor(ty, device=kernel.device)[:, None, :, None]
+    ix = torch.tensor(tx, device=kernel.device)[None, :, None, :]
+    return kf[iy, ix].reshape(up * up, 1, sy, sx)                    # (phase_y * up + phase_x, 1, sy, sx)
 
 
 def _upsample_zeros(x: torch.Tensor, up: int) -> torch.Tensor:
@@ -63,19 +94,14 @@ def _polyphase_taps(k: int, up: int, p0: int):
     return taps, lo, hi - lo
 
 
-def _upfirdn2d_polyphase(x, kernel, up, pad):
+def _upfirdn2d_polyphase(x, phases, kernel_shape, up, pad):
     n, c, h, w = x.shape
-    kh, kw = kernel.shape
+    kh, kw = kernel_shape
     p0, p1 = pad
     out_h, out_w = h * up + p0 + p1 - kh + 1, w * up + p0 + p1 - kw + 1
-    ty, ly, sy = _polyphase_taps(kh, up, p0)
-    tx, lx, sx = _polyphase_taps(kw, up, p0)
-    kf = torch.flip(kernel, [0, 1]).to(x.dtype)
-    kf = torch.cat([kf, kf.new_zeros(kh, 1)], 1)
-    kf = torch.cat([kf, kf.new_zeros(1, kw + 1)], 0)  # index -1 reads a zero
-    iy = torch.tensor(ty, device=x.device)[:, None, :, None]
-    ix = torch.tensor(tx, device=x.device)[None, :, None, :]
-    phases = kf[iy, ix].reshape(up * up, 1, sy, sx)                   # (phase_y * up + phase_x, 1, sy, sx)
+    _, ly, sy = _polyphase_taps(kh, up, p0)   # Python numbers only: the weights are `phases`
+    _, lx, sx = _polyphase_taps(kw, up, p0)
+    phases = phases.to(x.dtype)
     # input rows ly .. ly + out_h // up + sy - 2 (negative pads crop, pads beyond the input are zeros)
     pad_h = [-ly, out_h // up + sy - 1 + ly - h]
     pad_w = [-lx, out_w // up + sx - 1 + lx - w]
@@ -84,18 +110,15 @@ def _upfirdn2d_polyphase(x, kernel, up, pad):
     return F.pixel_shuffle(y, up)
 
 
-def _upfirdn2d_depthwise(x, kernel, up, down, pad):
-    n, c, h, w = x.shape
-    kh, kw = kernel.shape
-    if up > 1 and down == 1 and (h * up + sum(pad) - kh + 1) % up == 0 and (w * up + sum(pad) - kw + 1) % up == 0:
-        return _upfirdn2d_polyphase(x, kernel, up, pad)
+def _upfirdn2d_depthwise(x, flipped, up, down, pad):
+    c = x.shape[1]
     x = _upsample_zeros(x, up)
     p0, p1 = pad
     if p0 == p1 >= 0:  # symmetric padding: let the convolution pad (no padded copy of x)
         conv_pad = p0
     else:
         x, conv_pad = _pad_or_crop(x, p0, p1), 0
-    k = torch.flip(kernel, [0, 1]).to(x.dtype)
+    k = flipped.to(x.dtype)
     weight = k[None, None].expand(c, 1, *k.shape)
     return F.conv2d(x, weight, groups=c, stride=down, padding=conv_pad)
 
