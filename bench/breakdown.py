@@ -5,7 +5,8 @@ above idle of each stage run alone, and a torch.profiler table of one whole edit
 
 Without --model it writes a stand-in bundle (random weights, the official shapes) in a temporary folder: MACs
 and memory depend on the shapes alone. Memory is CPU resident memory (or the CUDA allocator's) above the level
-before the stage, after one warm-up call of the same stage, so that the mapped weights already count as idle.
+before the stage, after one warm-up call of the same stage, so that the mapped weights already count as idle; what
+the allocator kept from the warm-up counts as idle too, so it is a lower bound (BENCHMARKS.md).
 """
 from __future__ import annotations
 
