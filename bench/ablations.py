@@ -21,7 +21,7 @@ from clipinverter_core.standin import _random_state
 CL = torch.channels_last
 
 
-def pair(name, ref, fast, repeats):
+def pair(name, ref, fast, repeats, note=""):
     ref(), fast()  # warm up
     ta, tb = [], []
     for r in range(repeats):
@@ -30,17 +30,22 @@ def pair(name, ref, fast, repeats):
             fn()
             ts.append(time.perf_counter() - t0)
     a, b = statistics.median(ta) * 1e3, statistics.median(tb) * 1e3
-    print(f"{name:<62}{a:>9.1f} ms{b:>9.1f} ms{a / b:>7.2f}x", flush=True)
+    print(f"{name:<62}{a:>9.1f} ms{b:>9.1f} ms{a / b:>7.2f}x  {note}".rstrip(), flush=True)
 
 
-def main():
+def start(first: str, second: str) -> tuple[int, torch.Generator]:
+    """Parses --repeats and prints the header; returns (repeats, a seeded generator)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
     n = ap.parse_args().repeats
-    g = torch.Generator().manual_seed(0)
-    rnd = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"{'reference -> fast':<62}{'ref':>12}{'fast':>12}{'ratio':>8}")
+    print(f"{first + ' -> ' + second:<62}{first:>12}{second:>12}{'ratio':>8}")
+    return n, torch.Generator().manual_seed(0)
+
+
+def main():
+    n, g = start("reference", "fast")
+    rnd = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
     k4 = make_kernel(gain=4)
     with torch.inference_mode():
         y = rnd(1, 32, 1025, 1025)

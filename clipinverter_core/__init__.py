@@ -3,7 +3,24 @@
 Data flow: photo -> aligned 256x256 face -> e4e inversion w -> CLIPAdapter edit w_hat -> CLIPRemapper
 -> StyleGAN2 image. This package is plain PyTorch and never imports ComfyUI.
 """
-__version__ = "0.1.0"
+import os
+import re
+
+
+def _read_version() -> str:
+    """The version, written once: in the pack's pyproject.toml, where ComfyUI's registry reads it (the pack is
+    a folder in custom_nodes, not an installed distribution, so importlib.metadata cannot be asked)."""
+    pyproject = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pyproject.toml")
+    try:
+        with open(pyproject, encoding="utf-8") as f:
+            text = f.read()
+    except OSError:  # the library copied out of the pack
+        return "unknown"
+    found = re.search(r'^\[project\][^\[]*?^version\s*=\s*"([^"]+)"', text, re.M | re.S)
+    return found.group(1) if found else "unknown"
+
+
+__version__ = _read_version()
 
 
 def __getattr__(name):  # keep `import clipinverter_core` light; load the pipeline on first use

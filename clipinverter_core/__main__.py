@@ -177,8 +177,10 @@ def cmd_edit(a) -> int:
         raw = {"text_embedding": result.text_embedding, "w": result.w, "w_hat": result.w_hat, "image": result.image}
         with atomic_output(a.save_raw) as tmp:
             save_file({k: v.contiguous() for k, v in devices.to_host(raw).items()}, tmp)
+        a.written.append(a.save_raw)
     for path, arr in zip(outputs, pixels):
         save_png(path, np.ascontiguousarray(arr))
+        a.written.append(path)
         print(f"wrote {path}")
     return 0
 
@@ -202,6 +204,7 @@ def cmd_align(a) -> int:
     pixels = unit_to_uint8(crops.permute(0, 2, 3, 1).cpu().numpy())
     for path, arr, face in zip(_numbered(a.output, len(pixels)), pixels, alignment.faces):
         save_png(path, np.ascontiguousarray(arr))
+        a.written.append(path)
         print(f"wrote {path} (face {face.face_index})")
     return 0
 
@@ -220,19 +223,40 @@ def cmd_bench(a) -> int:
     return bench(a)
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """What a user can cause: the project's errors, files (OSError: missing, a folder, no permission, a full
+    disk), pictures PIL refuses (its DecompressionBombError is no OSError), safetensors files it cannot parse."""
+    from PIL import Image
+    from safetensors import SafetensorError
+
+    return CLIPInverterError, OSError, Image.DecompressionBombError, SafetensorError
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, FileNotFoundError) and e.filename:
+        return f"no file at {e.filename}"
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _interrupted(written: list[str]) -> str:
+    if not written:
+        return "interrupted; no output was written"
+    return f"interrupted after writing {', '.join(written)}; nothing else was written"
+
+
 def main(argv=None) -> int:
     a = _parser().parse_args(argv)
+    a.written = []  # each output once it is complete, for the message after an interrupt
     try:
         if getattr(a, "run", None) is not None:
             return a.run(a)
         return {"convert": cmd_convert, "info": cmd_info, "edit": cmd_edit, "align": cmd_align,
                 "standin": cmd_standin, "download": cmd_download, "bench": cmd_bench}[a.cmd](a)
-    except (CLIPInverterError, FileNotFoundError) as e:
-        msg = str(e) if not isinstance(e, FileNotFoundError) or not e.filename else f"no file at {e.filename}"
-        print(f"error: {msg}", file=sys.stderr)
+    except _user_errors() as e:  # evaluated only when an exception arrives: PIL and safetensors load lazily
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; no output was written", file=sys.stderr)
+        print(_interrupted(a.written), file=sys.stderr)
         return 130
 
 

@@ -33,12 +33,43 @@ def rel_l2(ours, ref) -> float:
     return float(np.linalg.norm(ours - ref) / np.linalg.norm(ref))
 
 
+def skip_unless_present(present: bool, msg: str, required_by: str) -> None:
+    """Skips with `msg` when something a test needs is absent, or fails when the environment variable
+    `required_by` is 1 (CI sets them: there, what is missing is a broken setup, not a reason to skip)."""
+    if present:
+        return
+    if os.environ.get(required_by) == "1":
+        pytest.fail(f"{msg} ({required_by}=1)")
+    pytest.skip(msg)
+
+
+def need_parity_file(name: str = "recipe.py") -> str:
+    """The path of a file of the parity kit; skips without the kit, fails in CI (CLIPINVERTER_REQUIRE_PARITY)."""
+    path = os.path.join(PARITY, name)
+    skip_unless_present(os.path.isfile(path), f"parity kit not found at {PARITY} (set CLIPINVERTER_PARITY)",
+                        "CLIPINVERTER_REQUIRE_PARITY")
+    return path
+
+
+# --------------------------------------------------------------------------- measured figures in CI's log
+_figures: dict[str, list[str]] = {}
+
+
+def report_figure(section: str, text: str) -> None:
+    """Keeps a measured figure (an error against the reference, ...) for the summary at the end of the run:
+    CI runs pytest without -s, and this summary is what its log shows of the measurements."""
+    _figures.setdefault(section, []).append(text)
+
+
+def pytest_terminal_summary(terminalreporter):
+    for section, lines in _figures.items():
+        terminalreporter.write_sep("-", f"measured: {section}")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 def _need_kit():
-    if not os.path.isfile(os.path.join(PARITY, "recipe.py")):
-        msg = f"parity kit not found at {PARITY} (set CLIPINVERTER_PARITY)"
-        if os.environ.get("CLIPINVERTER_REQUIRE_PARITY") == "1":
-            pytest.fail(msg)
-        pytest.skip(msg)
+    need_parity_file()
 
 
 def _recipe():

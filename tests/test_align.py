@@ -3,19 +3,22 @@
 Every photo comes from scikit-image (its astronaut portrait, its coffee cup) or is made here from it."""
 import os
 
+import dlib  # noqa: F401  (imported for real: a broken install fails here instead of skipping)
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from skimage import data as skimage_data
 
 from clipinverter_core import align as A
 from clipinverter_core.errors import InputError
 from clipinverter_core.images import load_image
-from official_align import official_align, official_landmarks
+from official_align import official_align, official_landmarks, official_quad
 from test_convert import _cli
 
-skimage_data = pytest.importorskip("skimage.data")
-pytest.importorskip("dlib")
+# The crop's bound against the official recipe (BENCHMARKS.md): measured 0.43-0.49/255; a shift of the crop by
+# half an output pixel measured 3.0-3.6/255 on these photos, so this bound still catches it.
+CROP_BOUND = 2 / 255
 
 
 def mad(a, b) -> float:
@@ -58,7 +61,7 @@ def test_crop_matches_the_official_preprocessing(astronaut, case):
     lm = faces[0].landmarks
     ours, _ = A.align(img, 256, faces=[faces])
     ref = np.asarray(official_align(Image.fromarray(img), lm, 256, 256))
-    assert mad(crop_u8(ours[0]), ref) / 255 < 0.5 / 255  # bound in the issue: 2/255
+    assert mad(crop_u8(ours[0]), ref) / 255 < CROP_BOUND
     if case == "large_shrunk":  # the antialiased shrink step ran (a 4x+ larger face than the output)
         assert A.ffhq_quad(lm)[3, 0] - A.ffhq_quad(lm)[0, 0] > 4 * 256
 
@@ -68,11 +71,26 @@ def test_display_size_crop_matches_too(one_face):
     ours, _ = A.align(one_face, 1024)
     ref = np.asarray(official_align(Image.fromarray(one_face), lm, 1024, 1024))
     assert ours.shape == (1, 3, 1024, 1024)
-    assert mad(crop_u8(ours[0]), ref) / 255 < 0.5 / 255
+    assert mad(crop_u8(ours[0]), ref) / 255 < CROP_BOUND
 
 
 def test_official_landmarks_are_ours_for_a_one_face_photo(one_face):
     np.testing.assert_array_equal(A.detect_faces(one_face)[0].landmarks, official_landmarks(one_face))
+
+
+def test_a_large_photo_detected_on_a_reduced_copy_gives_the_official_crop(one_face):
+    """Above DETECT_MAX_SIDE the detector runs on a box-reduced copy, so its box (and the landmarks the predictor
+    finds from it) differ a little from the official detection at full size with one upsampling."""
+    face = np.asarray(Image.fromarray(one_face).resize((1067, 1000), Image.BICUBIC))
+    photo = np.full((1000, 2000, 3), 128, np.uint8)
+    photo[:, 466:1533] = face
+    assert max(photo.shape) > A.DETECT_MAX_SIDE  # the reduced path runs
+    official = official_landmarks(photo)
+    ours, al = A.align(photo, 256)
+    quad, side = official_quad(official)
+    assert np.abs(al.faces[0].quad - quad).max() < 0.01 * side  # measured 0.11 % of the side
+    ref = np.asarray(official_align(Image.fromarray(photo), official, 256, 256))
+    assert mad(crop_u8(ours[0]), ref) / 255 < CROP_BOUND  # measured 1.0/255
 
 
 # --------------------------------------------------------------------------- FFHQ eye positions

@@ -1,8 +1,12 @@
 """The CLI edit is the same computation as the API: --save-raw of a parity-kit edit matches the golden arrays."""
 import os
 
+import struct
+import zlib
+
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from safetensors.numpy import load_file
 
@@ -32,10 +36,14 @@ def test_cli_edit_matches_the_official_outputs(edited):
 
 
 def test_cli_png_is_the_raw_image_in_8_bits(edited):
+    """The PNG holds the raw image as the official code shows it ([-1, 1] -> [0, 1], clamped, x 255 truncated),
+    converted here by torchvision's to_pil_image, not by our code."""
+    from torchvision.transforms.functional import to_pil_image
+
     d, _, p = edited
-    raw = load_file(str(d / "raw.safetensors"))["image"][0]
+    raw = torch.from_numpy(load_file(str(d / "raw.safetensors"))["image"][0])
+    expected = np.asarray(to_pil_image(((raw + 1) / 2).clamp(0, 1)))
     png = np.asarray(Image.open(d / "edited.png"))
-    expected = np.clip(255.0 * np.clip((raw.transpose(1, 2, 0) + 1) / 2, 0, 1), 0, 255).astype(np.uint8)
     assert png.shape == (256, 256, 3)
     np.testing.assert_array_equal(png, expected)
     assert "wrote" in p.stdout
@@ -67,6 +75,53 @@ def test_cli_missing_files_and_bad_images(kit256, tmp_path):
              "-o", tmp_path / "o.png", "--no-align")
     assert p.returncode == 2 and "not a readable image" in p.stderr
     assert not (tmp_path / "o.png").exists()
+
+
+def test_cli_if_no_face_passthrough_edits_the_whole_photo(kit256, tmp_path):
+    from skimage import data
+
+    Image.fromarray(data.coffee()).save(tmp_path / "cup.png")  # 600x400, no face: without the flag, an error
+    p = _cli("edit", "--model", kit256.bundle, "--image", tmp_path / "cup.png", "--text", "a smile",
+             "--if-no-face", "passthrough", "--device", "cpu", "-o", tmp_path / "out.png", "--paste-back")
+    assert p.returncode == 0, p.stderr
+    assert np.asarray(Image.open(tmp_path / "out.png")).shape == (400, 600, 3)  # the photo's size, edited whole
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims a size (PIL reads it before any pixel): a decompression bomb for PIL."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = lambda kind, body: (struct.pack(">I", len(body)) + kind + body  # noqa: E731
+                                + struct.pack(">I", zlib.crc32(kind + body)))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("case", ["decompression bomb", "output under a file", "disk full while saving raw"])
+def test_cli_errors_a_user_can_cause_are_one_line_with_exit_2(kit256, tmp_path, case, monkeypatch, capsys):
+    """Beyond the project's own errors: what the OS (OSError), PIL and safetensors raise at a user's files."""
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    from clipinverter_core.__main__ import main
+
+    Image.fromarray(kit256.golden["input_uint8"][0]).save(tmp_path / "face.png")
+    image, out, extra = tmp_path / "face.png", tmp_path / "o.png", []
+    if case == "decompression bomb":
+        image = tmp_path / "huge.png"
+        image.write_bytes(_png_claiming(20000, 20000))
+    elif case == "output under a file":
+        out = tmp_path / "face.png" / "o.png"
+    else:
+        def full_disk(*args, **kwargs):
+            raise SafetensorError("Error while serializing: IoError(No space left on device (os error 28))")
+        monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+        extra = ["--save-raw", str(tmp_path / "raw.safetensors")]
+    code = main(["edit", "--model", kit256.bundle, "--image", str(image), "--text", "a smile", "-o", str(out),
+                 "--no-align", "--device", "cpu", *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert {"decompression bomb": "decompression bomb", "output under a file": "face.png",
+            "disk full while saving raw": "No space left"}[case] in err
+    assert sorted(os.listdir(tmp_path))[-1] in ("face.png", "huge.png")  # nothing written beside the inputs
 
 
 def test_cli_bench_times_both_paths_and_checks_they_agree(kit256):

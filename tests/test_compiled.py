@@ -9,7 +9,7 @@ import torch
 from clipinverter_core import compiled
 from clipinverter_core.pipeline import CLIPInverter
 
-from conftest import rel_l2
+from conftest import rel_l2, skip_unless_present
 from test_fast import NETS, _inputs
 
 
@@ -87,10 +87,11 @@ def test_unknown_mode_is_an_error():
         compiled.CompiledStage(lambda x: x, "fastest", "test")
 
 
-@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++") or shutil.which("cc")),
-                    reason="no C++ compiler: torch.compile cannot build CPU kernels here")
 def test_compiled_edit_matches_eager_on_cpu(kit256, eager):
-    """A real compile on the CPU (Inductor, C++ kernels, frozen weights): same numbers as the eager fast path."""
+    """A real compile on the CPU (Inductor, C++ kernels, frozen weights): same numbers as the eager fast path.
+    Without a C++ compiler it skips, except in CI (CLIPINVERTER_REQUIRE_COMPILER=1), where it fails."""
+    skip_unless_present(any(shutil.which(c) for c in ("g++", "c++", "cc")),
+                        "no C++ compiler: torch.compile cannot build CPU kernels here", "CLIPINVERTER_REQUIRE_COMPILER")
     model = CLIPInverter.from_bundle(kit256.bundle, "cpu", sections=NETS, compile="default")
     x, t = _inputs(kit256.golden, 1)
     got, expected = model.edit(x, t), eager.edit(x, t)

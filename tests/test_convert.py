@@ -39,7 +39,7 @@ def test_a_pickle_that_would_run_code_is_refused_and_never_runs(tmp_path):
     assert not marker.exists()
 
 
-def test_the_cli_refuses_it_with_one_line_and_a_nonzero_exit(tmp_path, kit256):
+def test_the_cli_refuses_it_with_one_line_and_exit_code_2(tmp_path, kit256):
     marker = tmp_path / "pwned"
     evil = tmp_path / "pretrained_faces.pt"
     with open(evil, "wb") as f:  # a plain pickle (not even a torch zip)
@@ -47,7 +47,7 @@ def test_the_cli_refuses_it_with_one_line_and_a_nonzero_exit(tmp_path, kit256):
     out = tmp_path / "b.safetensors"
     p = _cli("convert", "--clipinverter", evil, "--e4e", kit256.files["e4e"], "--clip", kit256.files["clip"],
              "-o", out)
-    assert p.returncode != 0
+    assert p.returncode == 2
     assert p.stderr.strip().count("\n") == 0 and "refused" in p.stderr
     assert not marker.exists() and not out.exists()
 

@@ -1,4 +1,5 @@
 """Faults: text edge cases, out-of-memory retries, interruption, concurrent writers, files replaced on disk."""
+import hashlib
 import os
 import subprocess
 import sys
@@ -28,11 +29,17 @@ def test_empty_prompts_are_refused(model, texts):
         model.encode_text(texts)
 
 
-def test_long_prompts_are_cut_with_one_warning(model):
+def test_long_prompts_are_cut_with_one_warning_per_run(model, kit256, monkeypatch):
+    from clipinverter_core.networks.clip import Tokenizer
+
+    monkeypatch.setattr(Tokenizer, "warned_long", False)  # as at the start of a run
     long = " ".join(["blonde"] * 100)
+    other = CLIPInverter.from_bundle(kit256.bundle, "cpu", sections=("clip",))  # a second model in the same run
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         t = model.encode_text([long, long + " hair"])
+        model.encode_text([long + " and a beard"])
+        other.encode_text([long])
     assert sum("CLIP reads 77" in str(w.message) for w in seen) == 1
     torch.testing.assert_close(t[0], t[1])  # the tail beyond 77 tokens is cut
 
@@ -104,50 +111,131 @@ def test_cancelling_between_chunks_stops_the_edit(model, kit256):
     assert model.edit(x[:1], t).image.shape == (1, 3, 256, 256)  # the next run works
 
 
-def test_an_interrupted_cli_leaves_no_file(kit256, tmp_path):
+def _cli_with(preamble: str, *args, **env):
+    """The CLI in a subprocess, after `preamble` (Python code that patches what the test needs)."""
+    code = preamble + "\nimport sys\nfrom clipinverter_core.__main__ import main\nsys.exit(main(sys.argv[1:]))\n"
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1", **env))
+
+
+# PIL's save, patched: from the Nth call on it writes half the picture, then stops as Ctrl-C would.
+INTERRUPTED_SAVE = """
+import io, PIL.Image
+real_save, calls = PIL.Image.Image.save, []
+def save(self, fp, format=None, **kw):
+    calls.append(fp)
+    if len(calls) < {first_interrupted}:
+        return real_save(self, fp, format=format, **kw)
+    buf = io.BytesIO()
+    real_save(self, buf, format=format or "PNG", **kw)
+    with open(fp, "wb") as f:
+        f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+    raise KeyboardInterrupt
+PIL.Image.Image.save = save
+"""
+
+
+@pytest.mark.parametrize("first_interrupted, written", [(1, []), (2, ["o_0.png"])])
+def test_an_interrupted_cli_says_what_it_wrote_and_leaves_no_partial_file(kit256, tmp_path, first_interrupted,
+                                                                           written):
     Image.fromarray(kit256.golden["input_uint8"][0]).save(tmp_path / "face.png")
-    code = ("import sys, clipinverter_core.images as im\n"
-            "def boom(*a, **k): raise KeyboardInterrupt\n"
-            "im.Image = None\n"  # any use of PIL while saving fails like a kill in the middle
-            "from clipinverter_core.__main__ import main\n"
-            "import PIL.Image\n"
-            "PIL.Image.Image.save = boom\n"
-            "sys.exit(main(sys.argv[1:]))\n")
-    p = subprocess.run([sys.executable, "-c", code, "edit", "--model", kit256.bundle, "--image",
-                        str(tmp_path / "face.png"), "--text", "x", "-o", str(tmp_path / "o.png"), "--no-align"],
-                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=600)
-    assert p.returncode == 130 and "interrupted" in p.stderr
-    assert sorted(os.listdir(tmp_path)) == ["face.png"]
+    p = _cli_with(INTERRUPTED_SAVE.format(first_interrupted=first_interrupted), "edit", "--model", kit256.bundle,
+                  "--image", tmp_path / "face.png", "--text", "a smile", "--text", "red hair",
+                  "-o", tmp_path / "o.png", "--no-align")
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 130, err
+    if written:
+        assert f"interrupted after writing {tmp_path / 'o_0.png'}; nothing else was written" in err
+    else:
+        assert "interrupted; no output was written" in err
+    assert sorted(os.listdir(tmp_path)) == ["face.png", *written]
+    for name in written:
+        assert np.asarray(Image.open(tmp_path / name)).shape == (256, 256, 3)  # whole pictures
+
+
+# PIL's save, patched: each writer waits for the other before writing, then writes slowly, in small pieces, so
+# that the two writes overlap; it keeps a copy of what it meant to write for the test.
+OVERLAPPING_SAVE = """
+import io, os, sys, time, PIL.Image
+real_save, meeting, record = PIL.Image.Image.save, os.environ["MEETING"], os.environ["RECORD"]
+def save(self, fp, format=None, **kw):
+    buf = io.BytesIO()
+    real_save(self, buf, format=format or "PNG", **kw)
+    data = buf.getvalue()
+    open(os.path.join(meeting, str(os.getpid())), "w").close()
+    deadline = time.time() + 300
+    while len(os.listdir(meeting)) < 2 and time.time() < deadline:
+        time.sleep(0.01)
+    with open(fp, "wb") as f:
+        for i in range(0, len(data), 4096):
+            f.write(data[i:i + 4096]); f.flush(); time.sleep(0.003)
+    with open(os.path.join(record, f"{os.getpid()}.png"), "wb") as f:
+        f.write(data)
+PIL.Image.Image.save = save
+"""
 
 
 def test_two_processes_writing_one_output(kit256, tmp_path):
+    out, meeting, record = tmp_path / "out", tmp_path / "meeting", tmp_path / "record"
+    for d in (out, meeting, record):
+        d.mkdir()
     Image.fromarray(kit256.golden["input_uint8"][0]).save(tmp_path / "face.png")
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
-    procs = [subprocess.Popen([sys.executable, "-m", "clipinverter_core", "edit", "--model", kit256.bundle,
-                               "--image", str(tmp_path / "face.png"), "--text", text, "-o", str(tmp_path / "o.png"),
-                               "--no-align"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    procs = [_cli_with(OVERLAPPING_SAVE, "edit", "--model", kit256.bundle, "--image", tmp_path / "face.png",
+                       "--text", text, "-o", out / "o.png", "--no-align", MEETING=str(meeting), RECORD=str(record))
              for text in ("a smile", "red hair")]
-    assert all(p.wait(timeout=600) == 0 for p in procs)
-    assert sorted(os.listdir(tmp_path)) == ["face.png", "o.png"]  # no temporary file left over
-    assert np.asarray(Image.open(tmp_path / "o.png")).shape == (256, 256, 3)  # one whole picture
+    errors = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    assert os.listdir(out) == ["o.png"]  # no temporary file left over
+    digest = lambda path: hashlib.sha256(path.read_bytes()).hexdigest()  # noqa: E731
+    intended = {digest(f) for f in record.iterdir()}
+    assert len(intended) == 2 and digest(out / "o.png") in intended, "the output mixes both writes"
 
 
-def test_a_bundle_replaced_on_disk_while_loaded(kit256, tmp_path):
-    import shutil
+@pytest.fixture
+def generator_bundle(kit256, tmp_path):
+    """A bundle of the parity kit's generator alone, in a file of the test's own (it gets overwritten)."""
+    from clipinverter_core.weights import load_bundle, save_bundle
 
+    b = load_bundle(kit256.bundle, sections=("generator",))
     path = tmp_path / "b.safetensors"
-    shutil.copy(kit256.bundle, path)
-    mapped = CLIPInverter.from_bundle(str(path), "cpu", sections=("generator",))
-    copied = CLIPInverter.from_bundle(str(path), "cpu", sections=("generator",), mmap=False)
-    w = torch.randn(1, 14, 512, generator=torch.Generator().manual_seed(0))
-    before = mapped.decode(w)
+    save_bundle(str(path), b.tensors, b.metadata)
+    return path
+
+
+def _overwrite_in_place(path, key: str) -> None:
+    """Zeroes one tensor's bytes inside the file, as `cp new old` or an editor would: same file, new contents."""
+    import json
+
+    with open(path, "r+b") as f:
+        n = int.from_bytes(f.read(8), "little")
+        start, end = json.loads(f.read(n))[key]["data_offsets"]
+        f.seek(8 + n + start)
+        f.write(bytes(end - start))
+
+
+W = torch.randn(1, 14, 512, generator=torch.Generator().manual_seed(0))
+
+
+def test_a_bundle_replaced_by_a_rename_while_loaded(generator_bundle, tmp_path):
+    mapped = CLIPInverter.from_bundle(str(generator_bundle), "cpu", sections=("generator",))
+    before = mapped.decode(W)
     other = tmp_path / "other.safetensors"
     other.write_bytes(b"\0" * 1024)
-    os.replace(other, path)                 # replaced by a rename: the mapped model keeps the old file
-    torch.testing.assert_close(mapped.decode(w), before)
-    with open(path, "r+b") as f:            # overwritten in place: only the copied model is safe
-        f.write(b"\1" * 1024)
-    torch.testing.assert_close(copied.decode(w), before)
+    os.replace(other, generator_bundle)  # as our writers replace files: the mapped model keeps the old file
+    torch.testing.assert_close(mapped.decode(W), before)
+
+
+def test_a_bundle_overwritten_in_place_while_loaded(generator_bundle):
+    """mmap=False (the ComfyUI loader) is safe; a mapped model reads the new bytes, which is why it is not used
+    there. impl="ref" keeps the loaded tensors themselves (the fast path copies some when it folds them)."""
+    load = lambda mmap: CLIPInverter.from_bundle(str(generator_bundle), "cpu", sections=("generator",),  # noqa: E731
+                                                 mmap=mmap, impl="ref")
+    copied, mapped = load(False), load(True)
+    before = copied.decode(W)
+    torch.testing.assert_close(mapped.decode(W), before)
+    _overwrite_in_place(generator_bundle, "generator.input.input")  # the generator's constant input
+    torch.testing.assert_close(copied.decode(W), before)
+    assert not torch.allclose(mapped.decode(W), before)  # the overwrite reached the loaded file
 
 
 def test_paths_with_spaces_and_non_ascii(kit256, tmp_path):

@@ -35,9 +35,28 @@ def test_tensor_input_is_close_to_the_pil_path():
     assert (a - b).abs().mean() < 0.02  # antialiased bilinear vs PIL's filter: same support, float rounding
 
 
-def test_nan_images_are_refused():
-    with pytest.raises(InputError, match="NaN"):
-        tensor_to_encoder_input(torch.full((1, 3, 8, 8), float("nan")))
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_nan_and_inf_images_are_refused(value):
+    x = torch.rand(1, 3, 8, 8)
+    x[0, 1, 2, 3] = value
+    with pytest.raises(InputError, match="the images hold NaN or infinite values"):
+        tensor_to_encoder_input(x)
+
+
+def test_transparency_is_over_white(tmp_path):
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., :3] = (200, 40, 10)
+    rgba[0, :, 3] = 0    # transparent: white
+    rgba[1, :, 3] = 128  # half: halfway to white
+    rgba[2:, :, 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    Image.fromarray(rgba[..., [0, 3]], "LA").save(tmp_path / "la.png")
+    rgb = np.asarray(load_image(str(tmp_path / "a.png")), np.int16)
+    assert (rgb[0] == 255).all() and (rgb[2:] == (200, 40, 10)).all()
+    half = 255 - (255 - np.array([200, 40, 10])) * 128 / 255
+    assert np.abs(rgb[1] - half).max() <= 1
+    gray = np.asarray(load_image(str(tmp_path / "la.png")), np.int16)
+    assert (gray[0] == 255).all() and (gray[2:] == 200).all()
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16", "CMYK"])

@@ -1,19 +1,15 @@
 """Our modules carry the official names: every key and shape of the official files, and nothing else."""
 import json
-import os
 
 import pytest
 import torch
 
 from clipinverter_core.networks import CLIPAdapter, Encoder4Editing, Generator, n_latent_for, size_for
-from conftest import PARITY
+from conftest import need_parity_file
 
 
 def _manifest(size):
-    path = os.path.join(PARITY, f"manifest_{size}.json")
-    if not os.path.isfile(path):
-        pytest.skip(f"parity kit not found at {PARITY}")
-    with open(path) as f:
+    with open(need_parity_file(f"manifest_{size}.json")) as f:
         return json.load(f)
 
 

@@ -150,6 +150,24 @@ def test_a_missing_bundle_names_the_folder_the_file_and_the_sources(nodes, comfy
         loader.execute("nowhere.safetensors", "default", "fp32")
 
 
+@pytest.mark.parametrize("name, message", [("notes.safetensors", "not a readable safetensors file"),
+                                           ("foreign.safetensors", "not a CLIPInverter bundle")])
+def test_a_file_in_the_model_folder_that_is_not_a_bundle_is_a_clear_error(nodes, comfy, name, message):
+    from safetensors.torch import save_file
+
+    _, fp, _ = comfy
+    folder = os.path.join(fp.models_dir, "clipinverter")
+    os.makedirs(folder, exist_ok=True)
+    if name == "notes.safetensors":
+        with open(os.path.join(folder, name), "w") as f:
+            f.write("these are my notes, not weights")
+    else:  # a real safetensors file of another model
+        save_file({"weight": torch.zeros(2)}, os.path.join(folder, name))
+    with pytest.raises(Exception, match=message) as e:
+        nodes["CLIPInverterLoader"].execute(name, "default", "fp32")
+    assert "\n" not in str(e.value) and name in str(e.value)
+
+
 def test_the_loader_hands_the_networks_to_comfyui_model_management(model, nodes):
     assert model.patcher.model is model.modules and model.patcher.load_device == torch.device("cpu")
     n_params = sum(p.numel() for p in model.modules.parameters())

@@ -57,12 +57,13 @@ def build_clip(sd: dict, device=None, dtype=None):
 class Tokenizer:
     """open_clip's BPE tokenizer (the same vocabulary and rules as OpenAI's `clip.tokenize`)."""
 
+    warned_long = False  # one warning about cut prompts per run (process), however many models are loaded
+
     def __init__(self, context_length: int = CONTEXT_LENGTH):
         from open_clip.tokenizer import SimpleTokenizer
 
         self._tok = SimpleTokenizer(context_length=context_length)
         self.context_length = context_length
-        self._warned = False
 
     def n_tokens(self, text: str) -> int:
         """Tokens including start and end of text."""
@@ -70,10 +71,10 @@ class Tokenizer:
 
     def __call__(self, texts: list[str]) -> torch.Tensor:
         longest = max((self.n_tokens(t) for t in texts), default=0)
-        if longest > self.context_length and not self._warned:
+        if longest > self.context_length and not Tokenizer.warned_long:
             warnings.warn(f"a prompt has {longest} tokens; CLIP reads {self.context_length}, the rest is cut off",
                           stacklevel=3)
-            self._warned = True
+            Tokenizer.warned_long = True
         return self._tok(texts)
 
 
