@@ -6,6 +6,7 @@ relative imports of the core are exercised.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -223,6 +224,24 @@ def install(base: str) -> types.ModuleType:
                         "comfy.model_management": comfy.model_management, "comfy.model_patcher": comfy.model_patcher,
                         "comfy.utils": comfy.utils, "folder_paths": fp})
     return fp
+
+
+STUBBED = ("comfy_api", "comfy_api.latest", "comfy", "comfy.model_management", "comfy.model_patcher", "comfy.utils",
+           "folder_paths")
+
+
+@contextlib.contextmanager
+def installed(base: str):
+    """install(base) for the length of a with-block (a module fixture's life); sys.modules as it was after it."""
+    saved = {k: sys.modules.get(k) for k in STUBBED}
+    try:
+        yield install(base)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
 
 
 def load_pack(name: str = PACK_NAME):

@@ -30,17 +30,10 @@ PROMPT = "this person has blonde hair"
 def comfy(tmp_path_factory):
     """(pack, folder_paths stand-in, ComfyUI base folder) with the stand-ins installed."""
     base = tmp_path_factory.mktemp("comfyui")
-    saved = {k: sys.modules.get(k) for k in ("comfy_api", "comfy_api.latest", "comfy", "comfy.model_management",
-                                             "comfy.model_patcher", "comfy.utils", "folder_paths")}
-    fp = comfy_stubs.install(str(base))
-    fp.add_model_folder_path("clipinverter", str(base / "extra_models"))  # as extra_model_paths.yaml would
-    pack = comfy_stubs.load_pack()
-    yield pack, fp, base
-    for k, v in saved.items():
-        if v is None:
-            sys.modules.pop(k, None)
-        else:
-            sys.modules[k] = v
+    with comfy_stubs.installed(str(base)) as fp:
+        fp.add_model_folder_path("clipinverter", str(base / "extra_models"))  # as extra_model_paths.yaml would
+        pack = comfy_stubs.load_pack()
+        yield pack, fp, base
 
 
 @pytest.fixture(autouse=True)

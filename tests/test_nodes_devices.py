@@ -28,19 +28,12 @@ SAME = 1e-5  # relative L2 between chunkings: float rounding of the batch-1 and 
 @pytest.fixture(scope="module")
 def pack(tmp_path_factory, standin256):
     base = tmp_path_factory.mktemp("comfyui_devices")
-    saved = {k: sys.modules.get(k) for k in ("comfy_api", "comfy_api.latest", "comfy", "comfy.model_management",
-                                             "comfy.model_patcher", "comfy.utils", "folder_paths")}
-    comfy_stubs.install(str(base))
-    pack = comfy_stubs.load_pack(PACK)
-    folder = base / "models" / "clipinverter"
-    folder.mkdir(parents=True, exist_ok=True)
-    os.symlink(standin256, folder / BUNDLE)
-    yield pack
-    for k, v in saved.items():
-        if v is None:
-            sys.modules.pop(k, None)
-        else:
-            sys.modules[k] = v
+    with comfy_stubs.installed(str(base)):
+        pack = comfy_stubs.load_pack(PACK)
+        folder = base / "models" / "clipinverter"
+        folder.mkdir(parents=True, exist_ok=True)
+        os.symlink(standin256, folder / BUNDLE)
+        yield pack
 
 
 @pytest.fixture(autouse=True)

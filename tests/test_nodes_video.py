@@ -1,6 +1,5 @@
 """Align Face on video frames (ComfyUI stand-ins, as test_nodes.py): tracking 'auto' follows the face when the
 batch is a clip, and gives the core's tracked crops; a batch of separate photos is aligned photo by photo."""
-import sys
 
 import numpy as np
 import pytest
@@ -14,22 +13,14 @@ from synthetic_clips import SCALE, SIDE, path_matrix, render
 
 skimage_data = pytest.importorskip("skimage.data")
 FRAMES = 6
-STUBBED = ("comfy_api", "comfy_api.latest", "comfy", "comfy.model_management", "comfy.model_patcher", "comfy.utils",
-           "folder_paths")
 
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory):
     """The pack's nodes on ComfyUI stand-ins, imported under a name of this module's own."""
-    saved = {k: sys.modules.get(k) for k in STUBBED}
-    comfy_stubs.install(str(tmp_path_factory.mktemp("comfyui")))
-    pack = comfy_stubs.load_pack(comfy_stubs.PACK_NAME + "_video")
-    yield {n.define_schema().node_id: n for n in pack.nodes.NODES}
-    for k, v in saved.items():
-        if v is None:
-            sys.modules.pop(k, None)
-        else:
-            sys.modules[k] = v
+    with comfy_stubs.installed(str(tmp_path_factory.mktemp("comfyui"))):
+        pack = comfy_stubs.load_pack(comfy_stubs.PACK_NAME + "_video")
+        yield {n.define_schema().node_id: n for n in pack.nodes.NODES}
 
 
 @pytest.fixture(autouse=True)

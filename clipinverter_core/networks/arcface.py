@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .e4e import IR_SE50_STAGES, BottleneckIRSE
+from .e4e import ir_se50_trunk
 
 ARCFACE_INPUT = 112
 EMBED_DIM = 512
@@ -24,12 +24,7 @@ DROP_RATIO = 0.6           # the official IDLoss's value; inactive in eval mode
 class ArcFaceIRSE50(nn.Module):
     def __init__(self):
         super().__init__()
-        self.input_layer = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.PReLU(64))
-        units = []
-        for in_channel, depth, n in IR_SE50_STAGES:
-            units.append(BottleneckIRSE(in_channel, depth, 2))
-            units += [BottleneckIRSE(depth, depth, 1) for _ in range(n - 1)]
-        self.body = nn.Sequential(*units)
+        self.input_layer, self.body = ir_se50_trunk()
         self.output_layer = nn.Sequential(nn.BatchNorm2d(512), nn.Dropout(DROP_RATIO), nn.Flatten(),
                                           nn.Linear(512 * OUTPUT_SIDE ** 2, EMBED_DIM), nn.BatchNorm1d(EMBED_DIM))
 

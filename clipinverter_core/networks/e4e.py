@@ -74,6 +74,16 @@ def channels_last_weights(module: nn.Module, fmt=torch.channels_last) -> None:
             m.weight.data = m.weight.data.contiguous(memory_format=fmt)
 
 
+def ir_se50_trunk() -> tuple[nn.Sequential, nn.Sequential]:
+    """The IR-SE50 input layer and body: e4e's backbone and ArcFace's trunk (the same names in both checkpoints)."""
+    input_layer = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.PReLU(64))
+    units = []
+    for in_channel, depth, n in IR_SE50_STAGES:
+        units.append(BottleneckIRSE(in_channel, depth, 2))
+        units += [BottleneckIRSE(depth, depth, 1) for _ in range(n - 1)]
+    return input_layer, nn.Sequential(*units)
+
+
 class BottleneckIRSE(nn.Module):
     def __init__(self, in_channel: int, depth: int, stride: int):
         super().__init__()
@@ -175,12 +185,7 @@ class Encoder4Editing(nn.Module):
     def __init__(self, n_latent: int):
         super().__init__()
         self.n_latent = n_latent
-        self.input_layer = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.PReLU(64))
-        units = []
-        for in_channel, depth, n in IR_SE50_STAGES:
-            units.append(BottleneckIRSE(in_channel, depth, 2))
-            units += [BottleneckIRSE(depth, depth, 1) for _ in range(n - 1)]
-        self.body = nn.Sequential(*units)
+        self.input_layer, self.body = ir_se50_trunk()
         spatial = lambda i: 16 if i < COARSE_END else 32 if i < MEDIUM_END else 64  # noqa: E731
         self.styles = nn.ModuleList([GradualStyleBlock(512, spatial(i)) for i in range(n_latent)])
         self.latlayer1 = nn.Conv2d(256, 512, 1)
