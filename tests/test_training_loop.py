@@ -152,3 +152,22 @@ def test_two_gloo_processes_of_two_images_equal_one_of_four(caption_folder, tmp_
     assert os.path.isfile(checkpoint.checkpoint_path(str(tmp_path / "two")))
     written = os.listdir(tmp_path / "two" / "logs")
     assert len(written) == 1  # rank 0 alone writes
+
+
+def test_validation_logs_the_edit_scores_beside_the_losses(caption_folder, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    t = _trainer(caption_folder(10), tmp_path / "s", 2, val_every=2, val_batch_size=2)
+    seen = []
+
+    def score(model, losses, batch, images):  # stands in for training/scores.edit_scores
+        seen.append((batch.mismatched, sorted(images)))
+        return {"metric_clip_score": 0.25}
+
+    t.parts.score = score
+    t.run()
+    t.log.close()
+    acc = EventAccumulator(str(tmp_path / "s" / "logs"))
+    acc.Reload()
+    assert seen and all(m for m, _ in seen)  # every validation batch, always mismatched
+    assert [e.value for e in acc.Scalars("val/metric_clip_score")] == [pytest.approx(0.25)]

@@ -67,7 +67,7 @@ def loss_files(config: dict) -> dict[str, str | None]:
 
 def build_parts(config: dict, device: torch.device, dtype: torch.dtype) -> Parts:
     from . import losses as losses_mod
-    from . import step
+    from . import scores, step
     from .ranger import make_optimizer
 
     hp = hparams_from(config)
@@ -76,4 +76,5 @@ def build_parts(config: dict, device: torch.device, dtype: torch.dtype) -> Parts
     losses = losses_mod.build(hp, model, arcface=files["arcface"], moco=files["moco"], alexnet=files["alexnet"],
                               device=device, dtype=dtype)
     optimizer = make_optimizer(hp.optim_name, model.trainable_parameters(), hp.learning_rate)
-    return Parts(model, losses, optimizer, step.train_step, step.validation_step, step.Batch, model.tokenize)
+    return Parts(model, losses, optimizer, step.train_step, step.validation_step, step.Batch, model.tokenize,
+                 scores.edit_scores)

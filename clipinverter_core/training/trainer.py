@@ -35,6 +35,7 @@ class Parts:
     validation_step: Callable
     make_batch: Callable          # (x, tokens, tokens_target, mismatched) -> step.Batch
     tokenize: Callable            # list[str] -> LongTensor (B, 77)
+    score: Callable | None = None  # (model, losses, batch, images) -> {name: float}: validation's edit scores
 
 
 @dataclass
@@ -235,7 +236,10 @@ class Trainer:
                 batch, targets = self._batch(x, list(captions), True)
                 with self._autocast():
                     result = p.validation_step(p.model, p.losses, batch)
-                for name, v in result.logs.items():
+                logs = dict(result.logs)
+                if p.score is not None:  # the scores of `evaluate` (training/scores.py), as val/metric_<name>
+                    logs.update(p.score(p.model, p.losses, batch, result.images))
+                for name, v in logs.items():
                     totals[name] = totals.get(name, 0.0) + float(v) / n_batches
                 if k == 0:
                     self.log.grid("val", self.step, result.images, list(captions), targets)
