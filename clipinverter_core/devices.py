@@ -81,3 +81,19 @@ def device_name(device: torch.device | str) -> str | None:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return None
+
+
+def cuda_rng_states() -> list[torch.Tensor]:
+    """The random-number state of every CUDA device (none without CUDA): what a training checkpoint keeps."""
+    return list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else []
+
+
+def set_cuda_rng_states(states: list[torch.Tensor]) -> None:
+    """Restores cuda_rng_states() when this machine has as many CUDA devices; otherwise leaves them."""
+    if states and torch.cuda.is_available() and len(states) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states)
+
+
+def use_cuda_device(index: int) -> None:
+    """Makes cuda:index this process's current device (one GPU per torchrun process)."""
+    torch.cuda.set_device(index)

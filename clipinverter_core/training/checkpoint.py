@@ -17,6 +17,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
+from .. import devices
 from ..errors import CheckpointError
 from ..fileio import atomic_output
 
@@ -68,9 +69,8 @@ def unflatten_optimizer(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, 
 def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """torch (CPU and every CUDA device), numpy and python `random` states, as tensors and JSON."""
     tensors = {"rng.torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for d, s in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{d}"] = s
+    for d, s in enumerate(devices.cuda_rng_states()):
+        tensors[f"rng.cuda.{d}"] = s
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     tensors["rng.numpy"] = torch.from_numpy(keys.astype(np.int64))
     version, py_state, py_gauss = random.getstate()
@@ -83,8 +83,7 @@ def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 def restore_rng(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, str]) -> None:
     torch.set_rng_state(tensors["rng.torch"])
     cuda = sorted((k for k in tensors if k.startswith("rng.cuda.")), key=lambda k: int(k.rsplit(".", 1)[1]))
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all([tensors[k] for k in cuda])
+    devices.set_cuda_rng_states([tensors[k] for k in cuda])
     kind, pos, has_gauss, gauss = json.loads(meta["rng_numpy"])
     np.random.set_state((kind, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))
     version, py_gauss = json.loads(meta["rng_python"])

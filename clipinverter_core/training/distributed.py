@@ -21,6 +21,8 @@ from typing import Iterable
 import torch
 import torch.distributed as dist
 
+from .. import devices
+
 
 @dataclass(frozen=True)
 class Context:
@@ -51,7 +53,7 @@ def init(device: str | None) -> tuple[Context, str | None]:
     on_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
     if on_cuda:
         device = f"cuda:{local}"
-        torch.cuda.set_device(local)
+        devices.use_cuda_device(local)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if on_cuda else "gloo")
     return Context(dist.get_rank(), dist.get_world_size(), local), device
