@@ -113,8 +113,8 @@ def resumed_config(a) -> dict:
     from . import checkpoint
 
     _, cfg = checkpoint.read_config(checkpoint.checkpoint_path(a.resume))
-    fixed = [k for k in vars(a) if getattr(a, k) is not None and k not in RESUME_OVERRIDES + ("resume", "run",
-                                                                                              "cmd")]
+    not_flags = ("resume", "run", "cmd", "written")  # the parser's own entries, and main()'s list of outputs
+    fixed = [k for k in vars(a) if getattr(a, k) is not None and k not in RESUME_OVERRIDES + not_flags]
     if fixed:
         raise InputError(f"--{fixed[0].replace('_', '-')}: a resumed run keeps its own settings; only "
                          + ", ".join("--" + k.replace("_", "-") for k in RESUME_OVERRIDES) + " may change")
