@@ -5,6 +5,7 @@ error leaves no file behind."""
 import fractions
 import os
 
+import av  # PyAV: in requirements.txt (ComfyUI installs it too)
 import numpy as np
 import pytest
 import torch
@@ -13,7 +14,6 @@ from clipinverter_core import align as A
 from clipinverter_core.__main__ import main
 from synthetic_clips import SCALE, SIDE, path_matrix, render
 
-av = pytest.importorskip("av")
 skimage_data = pytest.importorskip("skimage.data")
 FRAMES, FPS, SAMPLE_RATE = 6, 10, 16000
 
