@@ -8,7 +8,7 @@ from comfy_api.latest import io
 from ..clipinverter_core.images import generator_to_unit
 from ..clipinverter_core.pipeline import Latent
 from . import types
-from .memory import run_chunks
+from .memory import gather_chunks
 
 
 class Decode(io.ComfyNode):
@@ -36,5 +36,5 @@ class Decode(io.ComfyNode):
             part = Latent(latent.w[a:b], None if latent.conv is None else latent.conv[a:b])
             return generator_to_unit(inv.decode(part)).movedim(1, -1)
 
-        images = torch.cat(run_chunks(model, len(latent), work))  # on the host (run_chunks moves each chunk)
+        images = gather_chunks(model, len(latent), work)  # on the host, filled chunk by chunk
         return io.NodeOutput(images.to(mm.intermediate_device(), torch.float32))

@@ -13,29 +13,31 @@ from ..clipinverter_core.images import tensor_to_encoder_input
 from ..clipinverter_core.networks import LEVELS, Features
 from ..clipinverter_core.pipeline import Latent
 from . import types
-from .memory import run_chunks
+from .memory import gather_chunks
 
 STRENGTH = dict(min=-10.0, max=10.0, step=0.05)
 
 
 def images_to_encoder_input(image: torch.Tensor) -> torch.Tensor:
     """ComfyUI IMAGE [B, H, W, 3] in [0, 1] -> the encoder's (B, 3, 256, 256) in [-1, 1], on the host where
-    ComfyUI's IMAGE tensors live (checked for NaN there; each chunk goes up to the device on its own)."""
+    ComfyUI's IMAGE tensors live (checked for NaN there). The nodes convert one chunk at a time, so a long
+    video is never copied whole."""
     return tensor_to_encoder_input(image.movedim(-1, 1)[:, :3].float())
 
 
-def cat_latents(parts: list[tuple]) -> Latent:
-    """Latent from run_chunks' per-chunk (w, conv or None) pairs, on the host."""
-    convs = [conv for _, conv in parts]
-    conv = None if any(c is None for c in convs) else torch.cat(convs)
-    return Latent(torch.cat([w for w, _ in parts]), conv)
+def gather_latents(model, n: int, work) -> Latent:
+    """Latent of n rows from chunked work returning (w, conv or None), gathered on the host."""
+    w, conv = gather_chunks(model, n, work)
+    return Latent(w, conv)
 
 
-def face_features(inv, x: torch.Tensor, idx: list[int]) -> Features:
-    """Backbone features of the faces x[idx]: one pass per face when a chunk edits one face several ways."""
+def face_features(inv, image: torch.Tensor, idx: list[int]) -> Features:
+    """Backbone features of the faces image[idx] (a ComfyUI IMAGE): one pass per face when a chunk edits one
+    face several ways."""
     if idx == [idx[0]] * len(idx):
-        return Features(*(f.expand(len(idx), *f.shape[1:]) for f in inv.features(x[idx[0]:idx[0] + 1])))
-    return inv.features(take(x, idx))
+        one = images_to_encoder_input(image[idx[0]:idx[0] + 1])
+        return Features(*(f.expand(len(idx), *f.shape[1:]) for f in inv.features(one)))
+    return inv.features(images_to_encoder_input(take(image, idx)))
 
 
 def _image_input():
@@ -75,14 +77,13 @@ class InvertEdit(io.ComfyNode):
     @classmethod
     def execute(cls, model, image, embedding, strength, coarse, medium, fine) -> io.NodeOutput:
         levels = tuple(lv for lv, on in zip(LEVELS, (coarse, medium, fine)) if on)
-        x = images_to_encoder_input(image)
-        idx_x, idx_t = pair_indices(x.shape[0], embedding.shape[0], "images", "embeddings")
+        idx_x, idx_t = pair_indices(image.shape[0], embedding.shape[0], "images", "embeddings")
 
         def work(inv, a, b):
-            feats = face_features(inv, x, idx_x[a:b])
+            feats = face_features(inv, image, idx_x[a:b])
             return inv.edit_features(feats, take(embedding, idx_t[a:b]), strength, levels)[1], None
 
-        return io.NodeOutput(cat_latents(run_chunks(model, len(idx_x), work)))
+        return io.NodeOutput(gather_latents(model, len(idx_x), work))
 
 
 class InvertOnly(io.ComfyNode):
@@ -100,9 +101,8 @@ class InvertOnly(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, image) -> io.NodeOutput:
-        x = images_to_encoder_input(image)
-        parts = run_chunks(model, x.shape[0], lambda inv, a, b: (inv.invert(x[a:b])[0], None))
-        return io.NodeOutput(cat_latents(parts))
+        return io.NodeOutput(gather_latents(model, image.shape[0], lambda inv, a, b: (
+            inv.invert(images_to_encoder_input(image[a:b]))[0], None)))
 
 
 class Remap(io.ComfyNode):
@@ -138,4 +138,4 @@ class Remap(io.ComfyNode):
             remapped = inv.remap(part, take(embedding, idx_t[a:b]), strength)
             return remapped.w, remapped.conv
 
-        return io.NodeOutput(cat_latents(run_chunks(model, len(idx_l), work)))
+        return io.NodeOutput(gather_latents(model, len(idx_l), work))

@@ -74,10 +74,12 @@ class LoadedInverter:
         return max(1, min(n, MAX_CHUNK, int(free * FREE_FRACTION) // max(self.item_memory(), 1)))
 
 
-def run_chunks(model: LoadedInverter, n: int, work: Callable[[CLIPInverter, int, int], object]) -> list:
+def run_chunks(model: LoadedInverter, n: int, work: Callable[[CLIPInverter, int, int], object],
+               sink: Callable[[int, int, object], None] | None = None) -> list:
     """The batch loop of every node: calls work(inverter, start, stop) over [0, n) in chunks and returns the
     results, one per chunk, moved to the host (float32 tensors, in any nest of tuples, lists and dicts) once per
-    chunk by `devices.to_host`.
+    chunk by `devices.to_host`. With `sink`, each host result goes to sink(start, stop, result) instead and
+    nothing is kept (what `gather_chunks` does).
 
     `work` gets the networks on the load device and returns results on it; it must compute items independently
     (so a smaller chunk gives the same result). Before each chunk: the cancel check; after it: the progress bar,
@@ -91,7 +93,7 @@ def run_chunks(model: LoadedInverter, n: int, work: Callable[[CLIPInverter, int,
         mm.throw_exception_if_processing_interrupted()
         stop = min(start + size, n)
         try:
-            out.append(devices.to_host(work(model.on_device(stop - start), start, stop)))
+            result = devices.to_host(work(model.on_device(stop - start), start, stop))
         except Exception as e:  # noqa: BLE001 - only out-of-memory errors are handled
             if not devices.is_out_of_memory(e) or (size == 1 and freed):
                 raise
@@ -103,6 +105,33 @@ def run_chunks(model: LoadedInverter, n: int, work: Callable[[CLIPInverter, int,
             mm.soft_empty_cache(True)
             size = max(1, (stop - start) // 2)
             continue
+        if sink is None:
+            out.append(result)
+        else:
+            sink(start, stop, result)
+        del result
         pbar.update(stop - start)
         start = stop
     return out
+
+
+def gather_chunks(model: LoadedInverter, n: int, work: Callable[[CLIPInverter, int, int], object]):
+    """run_chunks for work that returns a batch of rows (a tensor, or a tuple of tensors and Nones): the rows of
+    every chunk copied into host tensors of n rows allocated at the first chunk. The host then holds the output
+    and one chunk, never the chunks and their concatenation together (on a long video, twice the output)."""
+    filled: list = []
+    as_tuple = []
+
+    def sink(start: int, stop: int, result) -> None:
+        parts = result if isinstance(result, tuple) else (result,)
+        if not filled:
+            as_tuple.append(isinstance(result, tuple))
+            filled.extend(None if t is None else torch.empty((n, *t.shape[1:]), dtype=t.dtype) for t in parts)
+        for whole, t in zip(filled, parts):
+            if whole is not None:
+                whole[start:stop] = t
+
+    run_chunks(model, n, work, sink)
+    if not filled:
+        raise ValueError("gather_chunks: an empty batch")
+    return tuple(filled) if as_tuple[0] else filled[0]

@@ -102,9 +102,7 @@ class EditMetrics(io.ComfyNode):
     def execute(cls, model, original, edited, embedding, source_text, arcface) -> io.NodeOutput:
         if not source_text.strip():
             raise InputError("Edit Metrics: the source text is empty (e.g. 'a photo of a face')")
-        originals = images_to_encoder_input(original)
-        edits = edited.movedim(-1, 1)[:, :3].float() * 2 - 1
-        idx_o, idx_e = pair_indices(originals.shape[0], edits.shape[0], "originals", "edits")
+        idx_o, idx_e = pair_indices(original.shape[0], edited.shape[0], "originals", "edits")
         idx_e2, idx_t = pair_indices(len(idx_e), embedding.shape[0], "edits", "embeddings")
         net = _arcface(arcface)
         source = run_chunks(model, 1, lambda inv, a, b: inv.encode_text([source_text.strip()]))[0]
@@ -115,7 +113,9 @@ class EditMetrics(io.ComfyNode):
             e = torch.tensor([idx_e[idx_e2[i]] for i in range(a, b)])
             t = torch.tensor(idx_t[a:b])
             ident = None if net is None else net.to(dev)
-            return score_edits(inv.clip, originals[o].to(dev), edits[e].to(dev), embedding[t].to(dev),
+            originals = images_to_encoder_input(original[o])  # this chunk's pictures only
+            edits = edited[e].movedim(-1, 1)[:, :3].float() * 2 - 1
+            return score_edits(inv.clip, originals.to(dev), edits.to(dev), embedding[t].to(dev),
                                source.to(dev), identity_net=ident)
 
         try:

@@ -381,6 +381,25 @@ def test_out_of_memory_frees_other_models_and_retries_the_item_once(comfy, model
         pack.nodes.memory.run_chunks(model, 1, always)
 
 
+def test_gathered_chunks_fill_one_host_tensor_per_output(comfy, model):
+    memory = comfy[0].nodes.memory
+    RECORD.free_memory = 0  # one item per chunk
+    seen = []
+
+    def work(inv, a, b):
+        seen.append((a, b))
+        return torch.arange(a, b, dtype=torch.float32)[:, None].expand(b - a, 2), None
+
+    w, conv = memory.gather_chunks(model, 3, work)
+    assert seen == [(0, 1), (1, 2), (2, 3)] and conv is None
+    assert w.tolist() == [[0, 0], [1, 1], [2, 2]]
+    one = memory.gather_chunks(model, 2, lambda inv, a, b: torch.full((b - a, 3), float(a)))
+    assert isinstance(one, torch.Tensor) and one.tolist() == [[0] * 3, [1] * 3]
+    kept = []
+    assert memory.run_chunks(model, 2, lambda inv, a, b: torch.tensor([a]), lambda a, b, r: kept.append(r)) == []
+    assert [int(r) for r in kept] == [0, 1]  # with a sink nothing is kept by the loop itself
+
+
 # --- Edit Metrics --------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def arcface_in_model_folder(comfy, lossnet_factory):
