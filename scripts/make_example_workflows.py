@@ -36,7 +36,8 @@ def main(url: str, names: list[str] | None = None) -> None:
                 json.dump(wf, f, indent=2)
                 f.write("\n")
             thumb = os.path.join(out, f"{name}.jpg")
-            page.keyboard.press("Escape")  # a dialog that opened late (the first-run template browser)
+            page.wait_for_timeout(2000)  # the first-run template browser opens late, over the canvas
+            page.keyboard.press("Escape")
             page.wait_for_timeout(500)
             screenshot(page, thumb)
             img = Image.open(thumb)

@@ -61,3 +61,56 @@ def tracking_clip(photo: torch.Tensor, quad: np.ndarray, background: torch.Tenso
     mirrored_quad = carry(quad, mirror)[[3, 2, 1, 0]]  # the corners' roles swap left for right
     truth = [carry(quad, m) for m in ms] + [carry(mirrored_quad, m) for m in ms2]
     return torch.cat([first, second]), np.stack(truth)
+
+
+# --- video files (PyAV) ---------------------------------------------------------------------------------------------
+SAMPLE_RATE = 16000  # of the clips' sound track
+
+
+def moving_astronaut(frames: int, period: int = 60) -> torch.Tensor:
+    """(frames, 3, SIDE, SIDE) in [0, 1]: scikit-image's astronaut along the path (the face about 130 px wide)."""
+    from skimage import data
+
+    from clipinverter_core import align as A
+
+    astronaut = data.astronaut()
+    centre = A.ffhq_quad(A.detect_faces(astronaut)[0].landmarks).mean(0)
+    ms = [path_matrix(t, period, centre, SIDE, SCALE) for t in range(frames)]
+    return render(A.to_unit_tensor(astronaut), ms, SIDE).clamp(0, 1)
+
+
+def write_clip(path: str, frames: torch.Tensor, fps: int) -> None:
+    """Frames (T, 3, H, W) in [0, 1] as H.264, with a 440 Hz AAC tone of the same length."""
+    import av
+
+    with av.open(path, "w") as out:
+        v = out.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = frames.shape[-1], frames.shape[-2], "yuv420p"
+        v.options = {"crf": "10"}
+        a = out.add_stream("aac", rate=SAMPLE_RATE)
+        for t, f in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray((f.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), "rgb24")
+            frame.pts = t
+            out.mux(v.encode(frame))
+        out.mux(v.encode())
+        n = SAMPLE_RATE * len(frames) // fps
+        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / SAMPLE_RATE)).astype(np.float32)[None]
+        for k in range(0, n, 1024):
+            chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, k:k + 1024]), format="fltp", layout="mono")
+            chunk.sample_rate, chunk.pts = SAMPLE_RATE, k
+            out.mux(a.encode(chunk))
+        out.mux(a.encode())
+
+
+def read_clip(path: str) -> tuple[dict, np.ndarray]:
+    """({codec, rate, size, audio codecs, audio_s}, frames (T, H, W, 3) uint8) of a video file."""
+    import av
+
+    with av.open(path) as c:
+        v = c.streams.video[0]
+        info = {"codec": v.codec_context.name, "rate": v.average_rate, "size": (v.width, v.height),
+                "audio": [s.codec_context.name for s in c.streams.audio]}
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    with av.open(path) as c:
+        info["audio_s"] = sum(f.samples for f in c.decode(audio=0)) / SAMPLE_RATE if info["audio"] else 0
+    return info, np.stack(frames)

@@ -5,59 +5,21 @@ error leaves no file behind."""
 import fractions
 import os
 
-import av  # PyAV: in requirements.txt (ComfyUI installs it too)
+import av  # noqa: F401 - PyAV is in requirements.txt (ComfyUI installs it too): no skip in CI
 import numpy as np
 import pytest
-import torch
 
-from clipinverter_core import align as A
 from clipinverter_core.__main__ import main
-from synthetic_clips import SCALE, SIDE, path_matrix, render
+from synthetic_clips import SIDE, moving_astronaut, read_clip as read, write_clip
 
-skimage_data = pytest.importorskip("skimage.data")
-FRAMES, FPS, SAMPLE_RATE = 6, 10, 16000
-
-
-def write_clip(path: str, frames: torch.Tensor) -> None:
-    """H.264 video + a 440 Hz AAC tone of the same length."""
-    with av.open(path, "w") as out:
-        v = out.add_stream("libx264", rate=FPS)
-        v.width, v.height, v.pix_fmt = SIDE, SIDE, "yuv420p"
-        v.options = {"crf": "10"}
-        a = out.add_stream("aac", rate=SAMPLE_RATE)
-        for t, f in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray((f.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), "rgb24")
-            frame.pts = t
-            out.mux(v.encode(frame))
-        out.mux(v.encode())
-        n = SAMPLE_RATE * FRAMES // FPS
-        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / SAMPLE_RATE)).astype(np.float32)[None]
-        for k in range(0, n, 1024):
-            chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, k:k + 1024]), format="fltp", layout="mono")
-            chunk.sample_rate, chunk.pts = SAMPLE_RATE, k
-            out.mux(a.encode(chunk))
-        out.mux(a.encode())
-
-
-def read(path: str):
-    with av.open(path) as c:
-        v = c.streams.video[0]
-        info = {"codec": v.codec_context.name, "rate": v.average_rate, "size": (v.width, v.height),
-                "audio": [s.codec_context.name for s in c.streams.audio]}
-        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-    with av.open(path) as c:
-        info["audio_s"] = sum(f.samples for f in c.decode(audio=0)) / SAMPLE_RATE if info["audio"] else 0
-    return info, np.stack(frames)
+pytest.importorskip("skimage.data")  # the astronaut
+FRAMES, FPS = 6, 10
 
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    astronaut = skimage_data.astronaut()
-    centre = A.ffhq_quad(A.detect_faces(astronaut)[0].landmarks).mean(0)
-    frames = render(A.to_unit_tensor(astronaut), [path_matrix(t, 60, centre, SIDE, SCALE) for t in range(FRAMES)],
-                    SIDE).clamp(0, 1)
     path = str(tmp_path_factory.mktemp("clip") / "in.mp4")
-    write_clip(path, frames)
+    write_clip(path, moving_astronaut(FRAMES), FPS)
     return path
 
 

@@ -62,11 +62,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+CLIP_FRAMES, CLIP_FPS = 12, 10  # clip.mp4: the astronaut moving, 192x192, with a tone as its sound
+
+
 def write_sample_images(folder: str) -> None:
     """face.png: the sample aligned face (256x256, as scripts/sample_face.py); reference.png: another picture;
-    photo.png: a whole photo with a face (the astronaut, 512x512), for Align Face."""
+    photo.png: a whole photo with a face (the astronaut, 512x512), for Align Face; clip.mp4: a short video of
+    the astronaut moving along a smooth path (tests/synthetic_clips.py), for the video example."""
     from PIL import Image
     from skimage import data
+    from synthetic_clips import moving_astronaut, write_clip
+
+    write_clip(os.path.join(folder, "clip.mp4"), moving_astronaut(CLIP_FRAMES), CLIP_FPS)
 
     Image.fromarray(data.astronaut()).crop((125, 20, 325, 220)).resize((256, 256), Image.LANCZOS).save(
         os.path.join(folder, "face.png"))

@@ -11,6 +11,7 @@ CHECKPOINT_MODEL = {"name": CHECKPOINT, "directory": "checkpoints",
                            "v1-5-pruned-emaonly-fp16.safetensors"}
 FACE, REFERENCE = "face.png", "reference.png"  # what Load Image nodes name; users pick their own
 PHOTO = "photo.png"  # a whole photo with a face (not aligned), for the Align Face / Paste Back example
+CLIP = "clip.mp4"    # a short video with a moving face and a sound track, for the video example
 # Core Batch Images (BatchImagesNode, which replaces the deprecated ImageBatch): its first two autogrow slots
 BATCH_SLOTS = ("images.image0", "images.image1")
 
@@ -126,12 +127,38 @@ def whole_photo():
                               ["paste", "image", "save", "images"]]}
 
 
+def video_edit():
+    """ComfyUI's own video nodes around the edit: the face tracked through the clip, edited in every frame, pasted
+    back, and the frames put back together with the clip's frame rate and sound."""
+    chain, links = _edit_chain("text", prefix=None, faces=("align", "aligned"))
+    return {"nodes": [_loader(), {"key": "video", "type": "LoadVideo", "pos": [40, 240], "size": [320, 420],
+                                  "widgets": {"file": CLIP}},
+                      {"key": "components", "type": "GetVideoComponents", "pos": [400, 260]},
+                      {"key": "text", "type": "CLIPInverterEncodeText", "pos": [400, 40], "size": [340, 160],
+                       "widgets": {"text": "this person has blonde hair"}},
+                      {"key": "align", "type": "CLIPInverterAlignFace", "pos": [400, 420],
+                       "widgets": {"face_index": 0, "size": 256, "if_no_face": "passthrough", "tracking": "on",
+                                   "smoothing": 3.0, "hold": 5}},
+                      {"key": "paste", "type": "CLIPInverterPasteBack", "pos": [1800, 40],
+                       "widgets": {"feather": 0.1, "color_match": 1.0}},
+                      {"key": "create", "type": "CreateVideo", "pos": [2120, 40]},
+                      {"key": "save", "type": "SaveVideo", "pos": [2440, 40], "size": [420, 520],
+                       "widgets": {"filename_prefix": "clipinverter/video_edit"}}] + chain,
+            "links": links + [["video", "VIDEO", "components", "video"], ["components", "images", "align", "image"],
+                              ["components", "images", "paste", "original"], ["decode", "image", "paste", "edited"],
+                              ["align", "alignment", "paste", "alignment"], ["paste", "image", "create", "images"],
+                              ["components", "fps", "create", "fps"], ["components", "audio", "create", "audio"],
+                              ["create", "VIDEO", "save", "video"]]}
+
+
 EXAMPLES = {
     "clipinverter_text_edit": text_edit,
     "clipinverter_reference_image_edit": reference_edit,
     "clipinverter_several_prompts": several_prompts,
     "clipinverter_edit_then_diffusion_upscale": diffusion_upscale,
     "clipinverter_whole_photo_edit": whole_photo,
+    "clipinverter_video_edit": video_edit,
 }
 PHOTO_SIZE = {"clipinverter_whole_photo_edit": (512, 512)}  # (W, H) of PHOTO: the pasted-back output's size
+VIDEOS = {"clipinverter_video_edit"}  # examples whose output is a video (SaveVideo), of the clip's size and length
 NEEDS_CHECKPOINT = {"clipinverter_edit_then_diffusion_upscale"}

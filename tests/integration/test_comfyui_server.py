@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from .comfy_server import BUNDLE, EXTRA_BUNDLE, PACK_FOLDER, ROOT, load_example
-from .example_specs import CHECKPOINT, EXAMPLES, NEEDS_CHECKPOINT, PHOTO_SIZE
+from .example_specs import CHECKPOINT, EXAMPLES, NEEDS_CHECKPOINT, PHOTO_SIZE, VIDEOS
 from .workflow_api import to_api
 
 NODE_IDS = ["CLIPInverterLoader", "CLIPInverterEncodeText", "CLIPInverterEncodeImage", "CLIPInverterInvert",
@@ -73,9 +73,24 @@ def test_example_workflow_runs(server, object_info, name):
         assert len(table.splitlines()) == 1 + 3 + 1 + 1  # header, edits, mean, "identity: skipped" (no ArcFace)
     for img in images:
         path = os.path.join(server.base, "output", img["subfolder"], img["filename"])
+        if name in VIDEOS:  # every frame of the clip, its size, frame rate and sound, the face edited
+            _check_video(path, os.path.join(server.base, "input", "clip.mp4"))
+            continue
         assert Image.open(path).size[0] >= 256
         if name in PHOTO_SIZE:  # pasted back into the whole photo: the photo's size
             assert Image.open(path).size == PHOTO_SIZE[name]
+
+
+def _check_video(path: str, source: str) -> None:
+    from synthetic_clips import read_clip
+
+    src, before = read_clip(source)
+    info, after = read_clip(path)
+    assert after.shape == before.shape and info["size"] == src["size"], (after.shape, before.shape)
+    assert info["rate"] == src["rate"] and info["audio"] and abs(info["audio_s"] - src["audio_s"]) < 0.1, info
+    corner = np.abs(after[:, :12, :12].astype(float) - before[:, :12, :12]).mean()  # outside the face: kept
+    face = np.abs(after[:, 80:110, 80:110].astype(float) - before[:, 80:110, 80:110]).mean()
+    assert corner < 4 and face > 10, (corner, face)  # up to two encodings; the face edited (stand-in: noise)
 
 
 def test_the_text_edit_example_gives_the_pixels_of_the_cli(server, object_info, tmp_path):
