@@ -143,7 +143,7 @@ class PasteBack(io.ComfyNode):
     @classmethod
     def execute(cls, original, edited, alignment, feather, color_match=1.0, grow=0.0) -> io.NodeOutput:
         n_edits, n_faces = edited.shape[0], len(alignment)
-        pbar = comfy.utils.ProgressBar(1 if n_edits == n_faces else n_edits)
+        pbar = comfy.utils.ProgressBar(max(n_faces if n_edits == n_faces else n_edits, 1))  # a step per paste
 
         def step(k, total):
             pbar.update(1)

@@ -59,3 +59,16 @@ def test_separate_photos_are_not_tracked_unless_asked(nodes, clip):
         np.testing.assert_array_equal(auto.faces[b].matrix, A.align(photos[b:b + 1].movedim(-1, 1), 64)[1].faces[0].matrix)
     on = nodes["CLIPInverterAlignFace"].execute(photos, 0, 64, "error", tracking="on", smoothing=3.0).args[1]
     assert [f.face_index for f in on.faces] == [0, 0, 0] and on.batch_size == 3
+
+
+def test_paste_back_over_a_clip_steps_frame_by_frame_and_gives_the_core_s_pixels(nodes, clip):
+    crops, alignment = nodes["CLIPInverterAlignFace"].execute(clip, 0, 64, "error").args
+    edited = 1 - crops  # any edit
+    RECORD.reset()
+    out, mask = nodes["CLIPInverterPasteBack"].execute(clip, edited, alignment, 0.1).args
+    assert [(p.current, p.total) for p in RECORD.progress] == [(FRAMES, FRAMES)]  # a step per frame
+    assert RECORD.checks == FRAMES  # cancel before the first frame and between frames
+    ours, masks = A.paste_edits(clip.movedim(-1, 1), edited.movedim(-1, 1), alignment, 0.1)
+    torch.testing.assert_close(out, ours.movedim(1, -1), rtol=0, atol=0)
+    torch.testing.assert_close(mask, masks, rtol=0, atol=0)
+    assert out.shape == clip.shape and mask.shape == clip.shape[:3]

@@ -88,3 +88,29 @@ def test_a_run_folder_is_not_overwritten_and_bad_data_is_one_line(runs, capsys, 
     assert main(argv[:-4] + ["--data", str(empty), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "neither images/ + captions/ nor metadata" in err and "\n" not in err
+
+
+def test_stage_2_trains_a_remapper_on_the_stage_1_export_and_keeps_the_adapter(runs, capsys):
+    from safetensors.torch import load_file
+
+    from clipinverter_core.pipeline import CLIPInverter
+    from clipinverter_core.weights import read_metadata
+
+    stage1 = os.path.join(runs["straight"], "bundle.safetensors")
+    out = os.path.join(runs["tmp"], "stage2")
+    assert main(["train", "--stage", "2", "--model", stage1, "--data", runs["data"], "--loss-models", runs["losses"],
+                 "--out", out, "--batch-size", "2", "--val-batch-size", "2", "--val-fraction", "0.34",
+                 "--val-every", "1", "--image-every", "1", "--workers", "0", "--no-progress", "--seed", "1",
+                 "--max-steps", "1"]) == 0
+    ckpt = checkpoint.load(checkpoint.checkpoint_path(out))
+    assert ckpt.step == 1 and ckpt.params and all(k.startswith("remapper.") for k in ckpt.params)
+    bundle = os.path.join(out, "bundle.safetensors")
+    before, after = load_file(stage1), load_file(bundle)
+    adapter = [k for k in before if k.startswith("adapter.")]
+    assert adapter and all(torch.equal(before[k], after[k]) for k in adapter)  # frozen in stage 2
+    assert json.loads(read_metadata(bundle)["training"])["stage"] == 2
+    model = CLIPInverter.from_bundle(bundle, "cpu", impl="ref")
+    emb = model.encode_text(["a face with blonde hair"])
+    x = torch.zeros(1, 3, 256, 256)
+    full, plain = model.edit(x, emb), model.edit(x, emb, remap_strength=0)
+    assert torch.isfinite(full.image).all() and not torch.equal(full.image, plain.image)  # the remapper acts

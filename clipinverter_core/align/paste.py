@@ -55,12 +55,14 @@ def _photo_in_crop(photo: torch.Tensor, matrix: np.ndarray, s: int) -> tuple[tor
 
 
 def paste_back_with_mask(original, edited: torch.Tensor, alignment: Alignment, feather: float = 0.1,
-                         color_match: float = 1.0, grow: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+                         color_match: float = 1.0, grow: float = 0.0, progress=None
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
     """Edited crops (N, 3, s, s) in [0, 1] warped back into their photos (B, 3, H, W) and blended with
     `face_mask`: pixels outside every mask are the original's, bit for bit. Any crop side s works (an
     edited 1024 image of a 256 alignment). A pass-through crop replaces its whole photo, resized.
     color_match 0..1: how far each crop takes its photo's colours at the mask's border (colour.py).
-    Returns the photos and their blend masks (B, H, W) in [0, 1] (the largest weight over a photo's faces)."""
+    Returns the photos and their blend masks (B, H, W) in [0, 1] (the largest weight over a photo's faces).
+    progress(k, total) after each face. Each crop is converted on its own: no second copy of a long batch."""
     from kornia.geometry.transform import warp_perspective
 
     out = to_unit_tensor(original).clone()
@@ -68,9 +70,11 @@ def paste_back_with_mask(original, edited: torch.Tensor, alignment: Alignment, f
         raise InputError(f"the alignment is of {alignment.batch_size} photo(s), the original has {out.shape[0]}")
     if edited.ndim != 4 or edited.shape[0] != len(alignment) or edited.shape[2] != edited.shape[3]:
         raise InputError(f"expected {len(alignment)} square edited crop(s) (N, 3, s, s), got {tuple(edited.shape)}")
-    edited = edited.to(out.device, torch.float32).clamp(0, 1)
     masks = torch.zeros(out.shape[0], *out.shape[2:], device=out.device, dtype=torch.float32)
-    for crop, entry in zip(edited, alignment.faces):
+    for k, (crop, entry) in enumerate(zip(edited, alignment.faces)):
+        if progress is not None and k:
+            progress(k - 1, len(alignment))
+        crop = crop.to(out.device, torch.float32).clamp(0, 1)
         h, w = entry.source_size
         if out.shape[2:] != (h, w):
             raise InputError(f"the alignment is of a {w}x{h} photo, the original is {out.shape[3]}x{out.shape[2]}")
@@ -103,6 +107,8 @@ def paste_back_with_mask(original, edited: torch.Tensor, alignment: Alignment, f
         blended = box * (1 - m) + warped[:3].to(box.dtype)
         out[b, :, y0:y1, x0:x1] = torch.where(m > 0, blended.clamp(0, 1), box)
         masks[b, y0:y1, x0:x1] = torch.maximum(masks[b, y0:y1, x0:x1], m[0])
+    if progress is not None and len(alignment):
+        progress(len(alignment) - 1, len(alignment))
     return out, masks
 
 
@@ -116,12 +122,13 @@ def paste_edits(original, edited: torch.Tensor, alignment: Alignment, feather: f
                 progress=None, color_match: float = 1.0, grow: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Edited crops pasted into their photos, broadcast as the CLI does: one crop per aligned face gives the
     photo batch once; one aligned face edited N ways gives N photos (each with one edit). Other counts are an
-    InputError. progress: called as progress(k, total) after each of the `total` pastes (a progress bar).
+    InputError. progress: called as progress(k, total) after each of the `total` pastes (a progress bar): each
+    face when every face has its edit (a video's frames), else each edit's photos.
     Returns the photos and their blend masks (see `paste_back_with_mask`)."""
     n_faces, n_edits = len(alignment), edited.shape[0]
-    if n_edits == n_faces:
-        groups = [slice(0, n_edits)]
-    elif n_faces == 1:
+    if n_edits == n_faces:  # one paste of the whole batch: no second copy of it
+        return paste_back_with_mask(original, edited, alignment, feather, color_match, grow, progress)
+    if n_faces == 1:
         groups = [slice(k, k + 1) for k in range(n_edits)]
     else:
         raise InputError(f"{n_edits} edited images do not fit an alignment of {n_faces} faces: give one edit "
@@ -133,6 +140,4 @@ def paste_edits(original, edited: torch.Tensor, alignment: Alignment, feather: f
         masks.append(mask)
         if progress is not None:
             progress(k, len(groups))
-    if len(groups) == 1:  # one paste of the whole batch (a video's frames): no second copy of it
-        return images[0], masks[0]
     return torch.cat(images), torch.cat(masks)

@@ -92,13 +92,16 @@ def align_clip(frames, size: int = 256, face_index: int | str = 0, on_missing: s
     if detections is None or cuts is None:
         detections, cuts = scan_frames(images, check, progress)
     plan = plan_clip(detections, cuts, face_index, on_missing, face_order, smoothing, hold)
-    crops, entries = [], []
+    crops, entries = None, []  # the crops go straight into one tensor: a long clip's are never held twice
+    total = sum(len(planned) for planned in plan)
     for t, planned in enumerate(plan):
         if check is not None:
             check()
         c, e = crop_frame(images[t], t, planned, size)
-        crops += c
+        if crops is None:
+            crops = torch.empty((total, *c[0].shape), dtype=c[0].dtype, device=c[0].device)
+        crops[len(entries):len(entries) + len(c)] = torch.stack(c)
         entries += e
         if progress is not None:
             progress(len(plan) + t + 1)
-    return torch.stack(crops), Alignment(entries, len(images))
+    return crops, Alignment(entries, len(images))
