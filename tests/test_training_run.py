@@ -103,11 +103,13 @@ def test_stage_2_trains_a_remapper_on_the_stage_1_export_and_keeps_the_adapter(r
                  "--val-every", "1", "--image-every", "1", "--workers", "0", "--no-progress", "--seed", "1",
                  "--max-steps", "1"]) == 0
     ckpt = checkpoint.load(checkpoint.checkpoint_path(out))
-    assert ckpt.step == 1 and ckpt.params and all(k.startswith("remapper.") for k in ckpt.params)
+    trained = {k.split(".")[1] for k in ckpt.params}  # the official names: decoder.affine_mlps, decoder.lambdas
+    assert ckpt.step == 1 and trained == {"affine_mlps", "lambdas"}  # the remapper alone
     bundle = os.path.join(out, "bundle.safetensors")
     before, after = load_file(stage1), load_file(bundle)
     adapter = [k for k in before if k.startswith("adapter.")]
     assert adapter and all(torch.equal(before[k], after[k]) for k in adapter)  # frozen in stage 2
+    assert all(torch.equal(after["generator." + k.split(".", 1)[1]], v) for k, v in ckpt.params.items())
     assert json.loads(read_metadata(bundle)["training"])["stage"] == 2
     model = CLIPInverter.from_bundle(bundle, "cpu", impl="ref")
     emb = model.encode_text(["a face with blonde hair"])
