@@ -1,5 +1,5 @@
-"""A real training run on the parity kit's stand-in networks, through the CLI: 2 steps of stage 1, the same run
-stopped after 1 and resumed, an export that `info` reads and CLIPInverter edits with."""
+"""A real training run on the parity kit's stand-in networks, through the CLI: 3 steps of stage 1 (into a second
+epoch), the same run stopped after 1 and resumed, an export that `info` reads and CLIPInverter edits with."""
 from __future__ import annotations
 
 import json
@@ -23,16 +23,16 @@ def runs(kit256, loss_standins, tmp_path_factory):
               "--image-every", "1", "--save-every", "1", "--board-every", "1", "--workers", "0", "--no-progress",
               "--seed", "1"]
     a, b = str(tmp / "straight"), str(tmp / "stopped")
-    assert main(common + ["--out", a, "--max-steps", "2"]) == 0
+    assert main(common + ["--out", a, "--max-steps", "3"]) == 0
     assert main(common + ["--out", b, "--max-steps", "1"]) == 0
-    assert main(["train", "--resume", b, "--max-steps", "2", "--no-export"]) == 0
+    assert main(["train", "--resume", b, "--max-steps", "3", "--no-export"]) == 0
     return {"straight": a, "resumed": b, "data": data, "kit": kit256, "losses": loss_standins, "tmp": tmp}
 
 
 def test_a_resumed_run_ends_with_the_weights_of_one_that_never_stopped(runs):
     a = checkpoint.load(checkpoint.checkpoint_path(runs["straight"]))
     b = checkpoint.load(checkpoint.checkpoint_path(runs["resumed"]))
-    assert a.step == b.step == 2 and a.params.keys() == b.params.keys()
+    assert a.step == b.step == 3 and a.params.keys() == b.params.keys()
     assert all(torch.equal(a.params[k], b.params[k]) for k in a.params)  # same ops on the same inputs: bit-exact
     for key in a.optimizer["state"]:
         for name, v in a.optimizer["state"][key].items():
@@ -48,7 +48,7 @@ def test_the_export_edits_like_a_converted_bundle_and_says_how_it_was_trained(ru
     assert main(["info", bundle]) == 0 and "adapter:       coarse, medium, fine" in capsys.readouterr().out
     meta = read_metadata(bundle)
     training = json.loads(meta["training"])
-    assert training["stage"] == 1 and training["steps"] == 2 and training["n_train"] == 4
+    assert training["stage"] == 1 and training["steps"] == 3 and training["n_train"] == 4
     assert training["hparams"]["learning_rate"] == 5e-4 and training["hparams"]["batch_size"] == 2
     src = json.loads(meta["sources"])
     assert src[0]["role"] == "model" and len(src[0]["sha256"]) == 64
@@ -74,8 +74,8 @@ def test_tensorboard_has_every_term_under_the_official_names_and_the_grids_exist
     for p in ("real", "cycle"):
         assert {f"train/loss_l2_{p}", f"train/loss_lpips_{p}", f"train/loss_id_{p}", f"train/id_improve_{p}",
                 f"train/loss_w_norm_{p}", f"train/loss_{p}", f"val/loss_directional_{p}"} <= tags, tags
-    assert "train/loss" in tags and [e.step for e in acc.Scalars("train/loss")] == [1, 2]
-    for step in (1, 2):
+    assert "train/loss" in tags and [e.step for e in acc.Scalars("train/loss")] == [1, 2, 3]
+    for step in (1, 2, 3):
         assert os.path.isfile(os.path.join(runs["straight"], "images", "train", f"{step:07d}.png"))
     assert os.path.isfile(os.path.join(runs["straight"], "images", "val", "0000002.png"))
 
