@@ -63,8 +63,6 @@ def paste_back_with_mask(original, edited: torch.Tensor, alignment: Alignment, f
     color_match 0..1: how far each crop takes its photo's colours at the mask's border (colour.py).
     Returns the photos and their blend masks (B, H, W) in [0, 1] (the largest weight over a photo's faces).
     progress(k, total) after each face. Each crop is converted on its own: no second copy of a long batch."""
-    from kornia.geometry.transform import warp_perspective
-
     out = to_unit_tensor(original).clone()
     if out.shape[0] != alignment.batch_size:
         raise InputError(f"the alignment is of {alignment.batch_size} photo(s), the original has {out.shape[0]}")
@@ -72,44 +70,49 @@ def paste_back_with_mask(original, edited: torch.Tensor, alignment: Alignment, f
         raise InputError(f"expected {len(alignment)} square edited crop(s) (N, 3, s, s), got {tuple(edited.shape)}")
     masks = torch.zeros(out.shape[0], *out.shape[2:], device=out.device, dtype=torch.float32)
     for k, (crop, entry) in enumerate(zip(edited, alignment.faces)):
-        if progress is not None and k:
-            progress(k - 1, len(alignment))
-        crop = crop.to(out.device, torch.float32).clamp(0, 1)
-        h, w = entry.source_size
-        if out.shape[2:] != (h, w):
-            raise InputError(f"the alignment is of a {w}x{h} photo, the original is {out.shape[3]}x{out.shape[2]}")
-        b = entry.batch_index
-        if entry.passthrough:
-            out[b] = _resize(crop[None], (h, w))[0].clamp(0, 1).to(out.dtype)
-            masks[b] = 1
-            continue
-        s = crop.shape[-1]
-        side = float(np.hypot(*np.diff(crop_corners(entry.matrix_for(s), s)[[0, 3]], axis=0)[0]))
-        if s > 2 * side:  # a crop much finer than the face in the photo: antialias down to 2x the face first,
-            s = max(int(math.ceil(2 * side)), 1)  # which the bilinear warp then halves without aliasing
-            crop = _resize(crop[None], (s, s))[0].clamp(0, 1)
-        matrix = entry.matrix_for(s)
-        if color_match > 0:
-            reference, inside = _photo_in_crop(out[b], matrix, s)
-            crop = match_colours(crop, reference, _border_band(s, feather, grow, out.device) * inside, color_match)
-        mask = face_mask(s, feather, out.device, grow=grow)
-        corners = crop_corners(matrix, s)
-        x0, y0 = max(int(math.floor(corners[:, 0].min())), 0), max(int(math.floor(corners[:, 1].min())), 0)
-        x1, y1 = min(int(math.ceil(corners[:, 0].max())) + 1, w), min(int(math.ceil(corners[:, 1].max())) + 1, h)
-        if x1 <= x0 or y1 <= y0:
-            continue
-        to_box = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]]) @ matrix
-        src = torch.cat([crop * mask, mask[None]])[None]  # premultiplied: zero weight outside the crop
-        warped = warp_perspective(src, device_const(to_box, out.device, torch.float32)[None],
-                                  (y1 - y0, x1 - x0), mode="bilinear", padding_mode="zeros", align_corners=True)[0]
-        m = warped[3:].clamp(0, 1)
-        box = out[b, :, y0:y1, x0:x1]
-        blended = box * (1 - m) + warped[:3].to(box.dtype)
-        out[b, :, y0:y1, x0:x1] = torch.where(m > 0, blended.clamp(0, 1), box)
-        masks[b, y0:y1, x0:x1] = torch.maximum(masks[b, y0:y1, x0:x1], m[0])
-    if progress is not None and len(alignment):
-        progress(len(alignment) - 1, len(alignment))
+        _paste_face(out, masks, crop.to(out.device, torch.float32).clamp(0, 1), entry, feather, color_match, grow)
+        if progress is not None:
+            progress(k, len(alignment))
     return out, masks
+
+
+def _paste_face(out: torch.Tensor, masks: torch.Tensor, crop: torch.Tensor, entry, feather: float,
+                color_match: float, grow: float) -> None:
+    """One crop (3, s, s) in [0, 1] blended into out[entry.batch_index] in place, its weight into masks."""
+    from kornia.geometry.transform import warp_perspective
+
+    h, w = entry.source_size
+    if out.shape[2:] != (h, w):
+        raise InputError(f"the alignment is of a {w}x{h} photo, the original is {out.shape[3]}x{out.shape[2]}")
+    b = entry.batch_index
+    if entry.passthrough:
+        out[b] = _resize(crop[None], (h, w))[0].clamp(0, 1).to(out.dtype)
+        masks[b] = 1
+        return
+    s = crop.shape[-1]
+    side = float(np.hypot(*np.diff(crop_corners(entry.matrix_for(s), s)[[0, 3]], axis=0)[0]))
+    if s > 2 * side:  # a crop much finer than the face in the photo: antialias down to 2x the face first,
+        s = max(int(math.ceil(2 * side)), 1)  # which the bilinear warp then halves without aliasing
+        crop = _resize(crop[None], (s, s))[0].clamp(0, 1)
+    matrix = entry.matrix_for(s)
+    if color_match > 0:
+        reference, inside = _photo_in_crop(out[b], matrix, s)
+        crop = match_colours(crop, reference, _border_band(s, feather, grow, out.device) * inside, color_match)
+    mask = face_mask(s, feather, out.device, grow=grow)
+    corners = crop_corners(matrix, s)
+    x0, y0 = max(int(math.floor(corners[:, 0].min())), 0), max(int(math.floor(corners[:, 1].min())), 0)
+    x1, y1 = min(int(math.ceil(corners[:, 0].max())) + 1, w), min(int(math.ceil(corners[:, 1].max())) + 1, h)
+    if x1 <= x0 or y1 <= y0:
+        return
+    to_box = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]]) @ matrix
+    src = torch.cat([crop * mask, mask[None]])[None]  # premultiplied: zero weight outside the crop
+    warped = warp_perspective(src, device_const(to_box, out.device, torch.float32)[None],
+                              (y1 - y0, x1 - x0), mode="bilinear", padding_mode="zeros", align_corners=True)[0]
+    m = warped[3:].clamp(0, 1)
+    box = out[b, :, y0:y1, x0:x1]
+    blended = box * (1 - m) + warped[:3].to(box.dtype)
+    out[b, :, y0:y1, x0:x1] = torch.where(m > 0, blended.clamp(0, 1), box)
+    masks[b, y0:y1, x0:x1] = torch.maximum(masks[b, y0:y1, x0:x1], m[0])
 
 
 def paste_back(original, edited: torch.Tensor, alignment: Alignment, feather: float = 0.1,
