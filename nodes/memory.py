@@ -119,19 +119,18 @@ def gather_chunks(model: LoadedInverter, n: int, work: Callable[[CLIPInverter, i
     """run_chunks for work that returns a batch of rows (a tensor, or a tuple of tensors and Nones): the rows of
     every chunk copied into host tensors of n rows allocated at the first chunk. The host then holds the output
     and one chunk, never the chunks and their concatenation together (on a long video, twice the output)."""
-    filled: list = []
-    as_tuple = []
+    gathered: dict = {}  # "rows": one host tensor per output (None stays None), "tuple": how work returns them
 
     def sink(start: int, stop: int, result) -> None:
         parts = result if isinstance(result, tuple) else (result,)
-        if not filled:
-            as_tuple.append(isinstance(result, tuple))
-            filled.extend(None if t is None else torch.empty((n, *t.shape[1:]), dtype=t.dtype) for t in parts)
-        for whole, t in zip(filled, parts):
+        if not gathered:
+            gathered["tuple"] = isinstance(result, tuple)
+            gathered["rows"] = [None if t is None else torch.empty((n, *t.shape[1:]), dtype=t.dtype) for t in parts]
+        for whole, t in zip(gathered["rows"], parts):
             if whole is not None:
                 whole[start:stop] = t
 
     run_chunks(model, n, work, sink)
-    if not filled:
+    if not gathered:
         raise ValueError("gather_chunks: an empty batch")
-    return tuple(filled) if as_tuple[0] else filled[0]
+    return tuple(gathered["rows"]) if gathered["tuple"] else gathered["rows"][0]
