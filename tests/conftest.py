@@ -61,11 +61,52 @@ def report_figure(section: str, text: str) -> None:
     _figures.setdefault(section, []).append(text)
 
 
+# --------------------------------------------------------------------------- peak memory per test in CI's log
+# Linux keeps a process's peak RSS (VmHWM) and resets it when "5" is written to /proc/self/clear_refs: each test's
+# peak is read after it and reset before the next, so the log shows which tests set the run's peak (CI: 24 GB).
+_peaks: list[tuple[float, str]] = []
+
+
+def _vm_hwm_gb() -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2 ** 20
+    except OSError:
+        pass
+    return None
+
+
+def _reset_vm_hwm() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    _reset_vm_hwm()
+    yield
+    peak = _vm_hwm_gb()
+    if peak is not None:
+        _peaks.append((peak, item.nodeid))
+
+
 def pytest_terminal_summary(terminalreporter):
     for section, lines in _figures.items():
         terminalreporter.write_sep("-", f"measured: {section}")
         for line in lines:
             terminalreporter.write_line(line)
+    if _peaks:
+        import resource
+        terminalreporter.write_sep("-", "peak RSS of the test process per test (setup, call, teardown), largest 15")
+        for peak, nodeid in sorted(_peaks, reverse=True)[:15]:
+            terminalreporter.write_line(f"{peak:6.2f} GB  {nodeid}")
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2 ** 20
+        terminalreporter.write_line(f"largest subprocess (CLI runs, servers): {children:.2f} GB")
 
 
 def _need_kit():
