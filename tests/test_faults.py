@@ -153,22 +153,48 @@ def test_an_interrupted_cli_says_what_it_wrote_and_leaves_no_partial_file(kit256
         assert np.asarray(Image.open(tmp_path / name)).shape == (256, 256, 3)  # whole pictures
 
 
-# PIL's save, patched: each writer waits for the other before writing, then writes slowly, in small pieces, so
-# that the two writes overlap; it keeps a copy of what it meant to write for the test.
+# PIL's save, patched: both processes meet, open their target, then write it 4096 bytes at a time in lock-step,
+# taking turns to write each chunk last (chunk i: rank i % 2 last). Written in place, the one file would hold both
+# pictures' chunks interleaved, every time; written through a temporary file each, each picture stays whole.
 OVERLAPPING_SAVE = """
-import io, os, sys, time, PIL.Image
+import io, os, time, PIL.Image
 real_save, meeting, record = PIL.Image.Image.save, os.environ["MEETING"], os.environ["RECORD"]
+def wait_for(name):
+    deadline = time.time() + 300
+    while not os.path.exists(os.path.join(meeting, name)):
+        assert time.time() < deadline, "the other writer never came: " + name
+        time.sleep(0.002)
+def mark(name, text=""):
+    with open(os.path.join(meeting, name + ".tmp"), "w") as f:
+        f.write(text)
+    os.replace(os.path.join(meeting, name + ".tmp"), os.path.join(meeting, name))
 def save(self, fp, format=None, **kw):
     buf = io.BytesIO()
     real_save(self, buf, format=format or "PNG", **kw)
     data = buf.getvalue()
-    open(os.path.join(meeting, str(os.getpid())), "w").close()
+    chunks = [data[i:i + 4096] for i in range(0, len(data), 4096)]
+    mark(f"pid.{os.getpid()}", str(len(chunks)))
     deadline = time.time() + 300
-    while len(os.listdir(meeting)) < 2 and time.time() < deadline:
+    while len([n for n in os.listdir(meeting) if n.startswith("pid.") and not n.endswith(".tmp")]) < 2:
+        assert time.time() < deadline, "the other writer never came"
         time.sleep(0.01)
+    pids = sorted(n for n in os.listdir(meeting) if n.startswith("pid.") and not n.endswith(".tmp"))
+    rank = pids.index(f"pid.{os.getpid()}")
+    n = max(int(open(os.path.join(meeting, p)).read()) for p in pids)
     with open(fp, "wb") as f:
-        for i in range(0, len(data), 4096):
-            f.write(data[i:i + 4096]); f.flush(); time.sleep(0.003)
+        mark(f"open.{rank}")
+        wait_for(f"open.{1 - rank}")  # both have opened (and truncated) before either writes
+        for i in range(n):
+            last = i % 2
+            if rank == last:
+                wait_for(f"{i}.first")
+            if i < len(chunks):
+                f.seek(i * 4096); f.write(chunks[i]); f.flush()
+            if rank == last:
+                mark(f"{i}.last")
+            else:
+                mark(f"{i}.first")
+                wait_for(f"{i}.last")
     with open(os.path.join(record, f"{os.getpid()}.png"), "wb") as f:
         f.write(data)
 PIL.Image.Image.save = save

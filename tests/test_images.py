@@ -57,6 +57,13 @@ def test_transparency_is_over_white(tmp_path):
     assert np.abs(rgb[1] - half).max() <= 1
     gray = np.asarray(load_image(str(tmp_path / "la.png")), np.int16)
     assert (gray[0] == 255).all() and (gray[2:] == 200).all()
+    # a palette PNG whose transparent entry is black: the transparent rows are white, not the entry's black
+    pal = Image.fromarray(np.array([[0] * 4, [0] * 4, [1] * 4, [1] * 4], np.uint8), "P")
+    pal.putpalette([0, 0, 0, 200, 40, 10] + [0] * 762)
+    pal.save(tmp_path / "p.png", transparency=0)
+    assert Image.open(tmp_path / "p.png").mode == "P" and "transparency" in Image.open(tmp_path / "p.png").info
+    rgb = np.asarray(load_image(str(tmp_path / "p.png")), np.int16)
+    assert (rgb[:2] == 255).all() and (rgb[2:] == (200, 40, 10)).all()
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16", "CMYK"])

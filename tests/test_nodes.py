@@ -169,6 +169,30 @@ def test_the_loader_hands_the_networks_to_comfyui_model_management(model, nodes)
     assert RECORD.loads and RECORD.loads[0][0] == [model.patcher] and RECORD.loads[0][2] is True
 
 
+def test_the_loader_keeps_its_own_copy_when_the_file_is_overwritten_in_place(comfy, nodes, standin256, face):
+    """A long-lived server whose bundle is overwritten in place (`cp new old`, an editor, a sync tool) keeps editing
+    with what it loaded: the loader copies the weights off the file (mmap=False); a mapped model would read zeros."""
+    import shutil
+
+    _, _, base = comfy
+    folder = base / "models" / "clipinverter"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "overwritten.safetensors"
+    shutil.copyfile(standin256, path)  # a file of the test's own: its bytes get zeroed below
+    loaded = nodes["CLIPInverterLoader"].execute(path.name, "default", "fp32")[0]
+    t = run(nodes, "CLIPInverterEncodeText", loaded, PROMPT)
+    edit = lambda: run(nodes, "CLIPInverterDecode", loaded,  # noqa: E731
+                       run(nodes, "CLIPInverterInvert", loaded, face[1], t, 1.0, True, True, True))
+    before = edit()
+    with open(path, "r+b") as f:  # every tensor's bytes zeroed, the header kept: the same file, new contents
+        n = int.from_bytes(f.read(8), "little")
+        f.seek(8 + n)
+        f.write(bytes(os.path.getsize(path) - 8 - n))
+    assert torch.equal(run(nodes, "CLIPInverterEncodeText", loaded, PROMPT), t)
+    assert torch.equal(edit(), before)
+    path.unlink()
+
+
 # --- the edit ----------------------------------------------------------------------------------------------------
 PIXEL_FLIPS = 1e-3  # share of 8-bit values allowed one level off the CLI's: float rounding, not a different edit
 

@@ -38,15 +38,20 @@ def test_one_prompt_many_faces_and_many_prompts_one_face(model, x):
     assert r.image.shape == (2, 3, 256, 256)
 
 
+# Measured float noise of these two images against the official outputs: 5.8e-6 (Intel Xeon), 5.4e-6 (AMD EPYC).
+# The bound keeps a 3.4x margin over it; a remap strength of 1e-3 left in (4.8e-5 measured) fails it.
+REMAP_OFF_TOL = 2e-5
+
+
 def test_strength_zero_keeps_the_inversion_and_remap_zero_is_the_plain_decoder(model, kit256, x):
     """Against the official code's outputs (parity kit): its decoder without the remapper on w_hat, and on w."""
     g = kit256.golden
     t = model.encode_text(list(g["captions"]))
     no_remap = model.edit(x, t, remap_strength=0.0)
-    assert rel_l2(no_remap.image, g["image_no_remap"]) < 1e-4
+    assert rel_l2(no_remap.image, g["image_no_remap"]) < REMAP_OFF_TOL
     plain = model.edit(x, t, strength=0.0, remap_strength=0.0)
     torch.testing.assert_close(plain.w_hat, plain.w)
-    assert rel_l2(plain.image, g["image_plain"]) < 1e-4
+    assert rel_l2(plain.image, g["image_plain"]) < REMAP_OFF_TOL
 
 
 def test_strength_scales_the_delta_linearly(model, x):
