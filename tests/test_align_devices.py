@@ -10,8 +10,8 @@ from clipinverter_core import align as A
 from clipinverter_core.align.resample import _gaussian_blur
 from clipinverter_core.errors import InputError
 
-skimage_data = pytest.importorskip("skimage.data")
-pytest.importorskip("dlib")
+from skimage import data as skimage_data  # requirements-dev.txt: a missing install fails, never skips
+import dlib  # noqa: F401,E402 - requirements.txt (dlib-bin): imported for real, no skip
 
 
 @pytest.fixture(scope="module")

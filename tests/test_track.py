@@ -17,8 +17,8 @@ from clipinverter_core.align import video as V
 from clipinverter_core.errors import InputError
 from synthetic_clips import COVERED, PATH_FRAMES, tracking_clip
 
-skimage_data = pytest.importorskip("skimage.data")
-pytest.importorskip("dlib")
+from skimage import data as skimage_data  # requirements-dev.txt: a missing install fails, never skips
+import dlib  # noqa: F401,E402 - requirements.txt (dlib-bin): imported for real, no skip
 SMOOTHING = 3.0  # the node's default
 
 
