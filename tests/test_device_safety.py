@@ -74,9 +74,14 @@ def _conv_dtypes(g: DeviceGuard) -> dict[str, set]:
     return seen
 
 
+_bundles: dict[int, Bundle] = {}
+
+
 @pytest.mark.parametrize("impl", ["fast", "ref"])
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
-def test_the_edit_runs_on_the_device_alone_in_the_precision_asked(bundle, guard, impl, precision):
+@pytest.mark.parametrize("size", [SIZE, 1024])  # 1024: the dtype discipline of the size whose fp16 numerics
+def test_the_edit_runs_on_the_device_alone_in_the_precision_asked(guard, impl, precision, size):  # gpu_check runs
+    bundle = _bundles[size] if size in _bundles else _bundles.setdefault(size, meta_bundle(size))
     model = CLIPInverter(bundle, META, precision, impl)
     low = PRECISIONS[precision]
     mixed = impl == "fast" and precision != "fp32"
@@ -102,7 +107,7 @@ def test_the_edit_runs_on_the_device_alone_in_the_precision_asked(bundle, guard,
     assert g3.violations == []
     for out in (r.text_embedding, r.w, r.w_hat, r.image):
         assert out.device == META and out.dtype == torch.float32
-    assert image.shape == r.image.shape == (3, 3, SIZE, SIZE)
+    assert image.shape == r.image.shape == (3, 3, size, size)
 
 
 def test_encode_text_and_image_on_the_device(bundle, guard):
