@@ -64,7 +64,7 @@ def report_figure(section: str, text: str) -> None:
 # --------------------------------------------------------------------------- peak memory per test in CI's log
 # Linux keeps a process's peak RSS (VmHWM) and resets it when "5" is written to /proc/self/clear_refs: each test's
 # peak is read after it and reset before the next, so the log shows which tests set the run's peak (CI: 24 GB).
-_peaks: list[tuple[float, str]] = []
+_peaks: list[tuple[float, float, str]] = []
 
 
 def _vm_hwm_gb() -> float | None:
@@ -86,13 +86,38 @@ def _reset_vm_hwm() -> None:
         pass
 
 
+def release_free_memory() -> None:
+    """Hands the allocator's free memory back to the OS (tcmalloc, which scripts/test.sh preloads, keeps what a test
+    freed for reuse; glibc keeps its heap's top), so that one test's peak does not stay resident under the next."""
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    for name in ("MallocExtension_ReleaseFreeMemory", "malloc_trim"):
+        fn = getattr(libc, name, None)
+        if fn is not None:
+            fn(*(() if name.startswith("Malloc") else (ctypes.c_size_t(0),)))
+
+
+def _rss_gb() -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) / 2 ** 20 for line in f if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return None
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
+    import gc
+
+    gc.collect()
+    release_free_memory()
+    before = _rss_gb()
     _reset_vm_hwm()
     yield
     peak = _vm_hwm_gb()
     if peak is not None:
-        _peaks.append((peak, item.nodeid))
+        _peaks.append((peak, before, item.nodeid))
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -103,10 +128,11 @@ def pytest_terminal_summary(terminalreporter):
     if _peaks:
         import resource
         terminalreporter.write_sep("-", "peak RSS of the test process per test (setup, call, teardown), largest 15")
-        for peak, nodeid in sorted(_peaks, reverse=True)[:15]:
-            terminalreporter.write_line(f"{peak:6.2f} GB  {nodeid}")
+        for peak, before, nodeid in sorted(_peaks, reverse=True)[:15]:
+            terminalreporter.write_line(f"{peak:6.2f} GB  (resident before it: {before:5.2f} GB)  {nodeid}")
         children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2 ** 20
-        terminalreporter.write_line(f"largest subprocess (CLI runs, servers): {children:.2f} GB")
+        terminalreporter.write_line(f"largest subprocess (CLI runs, servers; a forked one counts its parent's pages): "
+                                    f"{children:.2f} GB")
 
 
 def _need_kit():
