@@ -10,9 +10,13 @@ CPU and MPS runs (and CUDA-less builds of torch) never touch the CUDA runtime.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import gc
 
 import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 
 def to_device(x: torch.Tensor, device: torch.device | str, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -97,3 +101,52 @@ def set_cuda_rng_states(states: list[torch.Tensor]) -> None:
 def use_cuda_device(index: int) -> None:
     """Makes cuda:index this process's current device (one GPU per torchrun process)."""
     torch.cuda.set_device(index)
+
+
+class HalfStorageFloatArithmetic(TorchFunctionMode):
+    """fp16 on the CPU: tensors stay float16 (half the memory), the matrix products and convolutions compute in
+    float32 and round their outputs to float16, as a GPU's fp16 kernels do (they accumulate in float32).
+
+    PyTorch's own CPU fp16 kernels are a slow fallback on CPUs without native fp16 arithmetic (measured on a 2-core
+    AMD EPYC: a 64-channel 3x3 convolution at 64x64 takes 474 ms in fp16 against 4.4 ms in float32; a linear layer
+    4x, bmm 30x, a transposed convolution 5.5x), and an edit at 256 took minutes. Elementwise ops are vectorised in
+    fp16 and stay as they are."""
+
+    OPS = frozenset({F.conv1d, F.conv2d, F.conv_transpose2d, F.linear, F.scaled_dot_product_attention, F.layer_norm,
+                     torch.matmul, torch.mm, torch.bmm, torch.addmm, torch.baddbmm, torch.einsum,
+                     torch.Tensor.matmul, torch.Tensor.__matmul__, torch.Tensor.mm, torch.Tensor.bmm})
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func not in self.OPS:
+            return func(*args, **kwargs)
+        halves = [False]
+
+        def up(t):
+            if isinstance(t, torch.Tensor) and t.dtype == torch.float16 and t.device.type == "cpu":
+                halves[0] = True
+                return t.float()
+            return t
+        args, kwargs = torch.utils._pytree.tree_map(up, (args, kwargs))
+        out = func(*args, **kwargs)
+        if not halves[0]:
+            return out
+        return torch.utils._pytree.tree_map(
+            lambda t: t.half() if isinstance(t, torch.Tensor) and t.dtype == torch.float32 else t, out)
+
+
+def arithmetic(device: torch.device | str, dtype: torch.dtype):
+    """The context an inference in `dtype` on `device` runs in: HalfStorageFloatArithmetic for fp16 on the CPU,
+    nothing otherwise."""
+    if torch.device(device).type == "cpu" and dtype == torch.float16:
+        return HalfStorageFloatArithmetic()
+    return contextlib.nullcontext()
+
+
+def inference(method):
+    """Decorates a method of an object with `.device` and `.dtype`: torch.inference_mode, in arithmetic()."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with torch.inference_mode(), arithmetic(self.device, self.dtype):
+            return method(self, *args, **kwargs)
+    return run

@@ -178,7 +178,7 @@ class CLIPInverter:
             self._tokenizer = Tokenizer()
         return self._tokenizer
 
-    @torch.inference_mode()
+    @devices.inference
     def encode_text(self, texts: list[str] | str, chunk: int = TEXT_CHUNK) -> torch.Tensor:
         """Raw (not normalised) CLIP text embeddings, (B, 512) float32. Prompts longer than CLIP's 77 tokens
         are cut (with one warning); empty prompts are an error."""
@@ -196,7 +196,7 @@ class CLIPInverter:
         outs = map_chunks(lambda a, b: clip.encode_text(tokens[a:b]).float(), len(texts), chunk)
         return torch.cat(outs)
 
-    @torch.inference_mode()
+    @devices.inference
     def encode_image(self, images01: torch.Tensor) -> torch.Tensor:
         """Raw CLIP image embeddings of reference pictures (B, 3, H, W) in [0, 1], (B, 512) float32."""
         from .networks.clip import preprocess_for_clip
@@ -209,13 +209,13 @@ class CLIPInverter:
             raise CheckpointError(f"this model was loaded without its {name}")
         return getattr(self, name)
 
-    @torch.inference_mode()
+    @devices.inference
     def invert(self, x: torch.Tensor) -> tuple[torch.Tensor, Features]:
         """x (B, 3, 256, 256) in [-1, 1] -> (w (B, n_latent, 512) with latent_avg, backbone features)."""
         feats = self.features(x)
         return self._heads(feats) + self.latent_avg, feats
 
-    @torch.inference_mode()
+    @devices.inference
     def edit_codes(self, w: torch.Tensor, feats: Features, t: torch.Tensor, strength: float = 1.0,
                    levels=LEVELS) -> torch.Tensor:
         """CLIPAdapter edit: w_hat = w + strength * 0.1 * E_s(adapter(features, t)), on the W+ rows of `levels`
@@ -226,7 +226,7 @@ class CLIPInverter:
         delta = self._on_levels(self._heads(adapter(feats, t)), levels)
         return w + (strength * EDIT_SCALE) * delta
 
-    @torch.inference_mode()
+    @devices.inference
     def features(self, x: torch.Tensor) -> Features:
         """x (B, 3, 256, 256) in [-1, 1] -> the encoder backbone's three feature maps."""
         self._need("encoder")
@@ -234,7 +234,7 @@ class CLIPInverter:
             raise InputError(f"the encoder takes (B, 3, 256, 256) images, got {tuple(x.shape)}")
         return self._backbone(devices.to_device(x, self.device, self.enc_dtype))
 
-    @torch.inference_mode()
+    @devices.inference
     def edit_features(self, feats: Features, t: torch.Tensor, strength: float = 1.0,
                       levels=LEVELS) -> tuple[torch.Tensor, torch.Tensor]:
         """(w, w_hat) from backbone features: the inversion and the CLIPAdapter edit. The fast path runs the
@@ -262,7 +262,7 @@ class CLIPInverter:
                 delta[:, r].zero_()
         return delta
 
-    @torch.inference_mode()
+    @devices.inference
     def remap(self, latent: Latent | torch.Tensor, t: torch.Tensor, strength: float = 1.0) -> Latent:
         """CLIPRemapper: returns the latent with its styled-conv codes remapped towards t."""
         gen = self._need("generator")
@@ -272,7 +272,7 @@ class CLIPInverter:
         conv = devices.to_device(latent.conv_codes, self.device, self.gen_dtype)
         return Latent(w, gen.remap(conv, devices.to_device(t, self.device, self.gen_dtype), strength))
 
-    @torch.inference_mode()
+    @devices.inference
     def decode(self, latent: Latent | torch.Tensor) -> torch.Tensor:
         """Synthesis with the fixed noise buffers: (B, 3, size, size), unclamped, float32."""
         gen = self._need("generator")
@@ -281,7 +281,7 @@ class CLIPInverter:
         rgb = gen.split_wplus(devices.to_device(latent.w, self.device, self.gen_dtype))[1]
         return self._synthesis(devices.to_device(latent.conv_codes, self.device, self.gen_dtype), rgb).float()
 
-    @torch.inference_mode()
+    @devices.inference
     def edit(self, x: torch.Tensor, t: torch.Tensor, strength: float = 1.0, remap_strength: float = 1.0,
              levels=LEVELS, chunk: int | None = None, progress=None, check=None) -> EditResult:
         """The whole edit of CLIPInverter. x: (B, 3, 256, 256) in [-1, 1]; t: (B, 512) or (1, 512), broadcast
