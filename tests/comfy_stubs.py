@@ -234,9 +234,15 @@ STUBBED = ("comfy_api", "comfy_api.latest", "comfy", "comfy.model_management", "
 def installed(base: str):
     """install(base) for the length of a with-block (a module fixture's life); sys.modules as it was after it."""
     saved = {k: sys.modules.get(k) for k in STUBBED}
+    before = set(sys.modules)
     try:
         yield install(base)
     finally:
+        # the packs load_pack() imported go too: their modules hold the models they loaded (the stub model
+        # management's list, the nodes' caches), which would otherwise stay resident under every later test
+        for k in set(sys.modules) - before - set(STUBBED):
+            if k.split(".")[0].startswith(PACK_NAME):
+                del sys.modules[k]
         for k, v in saved.items():
             if v is None:
                 sys.modules.pop(k, None)
