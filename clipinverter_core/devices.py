@@ -19,6 +19,16 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 
+def default_device(mps: bool = True) -> str:
+    """The device used when none is named: CUDA, then Apple's MPS (`mps=False`: training, whose float64 and DDP
+    need CUDA or the CPU), then the CPU."""
+    if torch.cuda.is_available():
+        return "cuda"
+    if mps and getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
 def to_device(x: torch.Tensor, device: torch.device | str, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Host -> device (a no-op for a tensor already there): the one place inputs go up."""
     return x.to(device=device, dtype=dtype, non_blocking=False)

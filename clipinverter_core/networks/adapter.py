@@ -15,6 +15,7 @@ from .e4e import Features
 from .layers import PixelNorm
 
 EMBED_DIM = 512
+EDIT_SCALE = 0.1       # w_hat = w + 0.1 * E_s(adapter(features, t)): the official constant, in inference and training
 GROUPS = 32
 LRELU_SLOPE = 0.01
 LEVELS = ("coarse", "medium", "fine")   # c3, c2, c1

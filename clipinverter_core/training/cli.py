@@ -129,6 +129,7 @@ def resumed_config(a) -> dict:
 def run_train(a) -> int:
     import torch
 
+    from .. import devices
     from ..errors import InputError
     from . import checkpoint, distributed
     from .data import find_items, split
@@ -144,7 +145,7 @@ def run_train(a) -> int:
             raise InputError(f"{cfg['out']} holds a run already: --resume {cfg['out']} continues it, or choose "
                              "another --out")
         cfg["world_size"] = ctx.world
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        device = torch.device(device or devices.default_device(mps=False))
         sp = cfg["split"]
         train, val = split(find_items(cfg["data"]), sp["val_fraction"], sp["seed"], sp["val_list"])
         if not a.resume and ctx.is_main:  # hashed once the data are known to be fine (rank 0 writes them)

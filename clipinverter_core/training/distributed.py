@@ -50,7 +50,7 @@ def init(device: str | None) -> tuple[Context, str | None]:
     if not launched():
         return Context(), device
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    on_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
+    on_cuda = (device or devices.default_device(mps=False)).startswith("cuda")
     if on_cuda:
         device = f"cuda:{local}"
         devices.use_cuda_device(local)

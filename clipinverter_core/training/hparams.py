@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 MISMATCH_PROBABILITY = 3 / 4     # `random.random() <= 3/4`: the edit aims at another image's caption
 FIXED_RENDER_WEIGHT = 0.35       # stage 2: L2 and LPIPS against the render without the remapper
-EDIT_SCALE = 0.1                 # w_hat = w + 0.1 * E_s(adapter(features, t)), in both coaches
 CLIP_PREPROCESS = ("official", "standard")
 OPTIMIZERS = ("ranger", "adam")
 
