@@ -10,7 +10,7 @@ import torch
 from .devices import empty_cache, is_out_of_memory
 from .errors import InputError
 
-__all__ = ["map_chunks", "is_out_of_memory", "pair_indices", "take"]
+__all__ = ["map_chunks", "is_out_of_memory", "pair_indices", "take", "features_once_per_face"]
 
 
 def map_chunks(fn: Callable[[int, int], object], n: int, chunk: int | None = None,
@@ -60,3 +60,14 @@ def take(x: torch.Tensor, idx: list[int]) -> torch.Tensor:
     if idx == [first] * n:
         return x[first:first + 1].expand(n, *x.shape[1:])
     return x[idx]
+
+
+def features_once_per_face(features: Callable, x, idx: list[int], prepare: Callable | None = None):
+    """features(prepare(x[idx])), with one backbone pass for a chunk that repeats one face (one photo edited N
+    ways): the pass runs on that face alone and its maps are expanded to the N rows (views, not copies). The
+    API, the CLI and the nodes all edit through here."""
+    prepare = prepare or (lambda t: t)
+    if len(idx) > 1 and idx == [idx[0]] * len(idx):
+        one = features(prepare(x[idx[0]:idx[0] + 1]))
+        return type(one)(*(f.expand(len(idx), *f.shape[1:]) for f in one))
+    return features(prepare(take(x, idx)))

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 
 import torch
 
-from .batching import map_chunks, pair_indices, take
+from .batching import features_once_per_face, map_chunks, pair_indices, take
 from . import devices
 from .errors import CheckpointError, InputError
 from .networks import LEVELS, CLIPAdapter, Encoder4Editing, Features, Generator, n_latent_for
+from .networks.adapter import EDIT_SCALE
 from .networks.e4e import COARSE_END, MEDIUM_END
 from .weights import Bundle, load_bundle, load_strict
 
-EDIT_SCALE = 0.1  # w_hat = w + 0.1 * delta: the official constant
 TEXT_CHUNK = 256  # prompts per CLIP call
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 IMPLS = ("fast", "ref")  # fast: fused networks (BENCHMARKS.md); ref: the official formulation, step for step
@@ -71,14 +71,6 @@ def level_rows(levels, n_latent: int) -> list[int]:
     return [r for lv in LEVELS if lv in levels for r in range(*bounds[lv])]
 
 
-def _autodevice() -> str:
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
 class CLIPInverter:
     """The networks of one bundle on one device, in one precision. Stateless between calls.
 
@@ -94,7 +86,7 @@ class CLIPInverter:
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
         self.impl = impl
-        self.device = torch.device(device or _autodevice())
+        self.device = torch.device(device or devices.default_device())
         self.dtype = PRECISIONS[precision]
         # The fast path in bf16/fp16 is mixed precision: the generator's weights and W+ codes stay float32, its
         # layers from 64x64 up compute in self.dtype, and so do the encoder and CLIP in fp16; in bf16 (8-bit
@@ -290,8 +282,8 @@ class CLIPInverter:
         idx_x, idx_t = pair_indices(x.shape[0], t.shape[0])
 
         def run(a, b):
-            xs, ts = take(x, idx_x[a:b]), devices.to_device(take(t, idx_t[a:b]), self.device)
-            w, w_hat = self.edit_features(self.features(xs), ts, strength, levels)
+            ts = devices.to_device(take(t, idx_t[a:b]), self.device)
+            w, w_hat = self.edit_features(features_once_per_face(self.features, x, idx_x[a:b]), ts, strength, levels)
             latent = self.remap(w_hat, ts, remap_strength) if remap_strength != 0 else Latent(w_hat)
             return ts.float(), w.float(), w_hat.float(), latent, self.decode(latent)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..clipinverter_core.batching import pair_indices, take
+from ..clipinverter_core.batching import features_once_per_face, pair_indices, take
 from ..clipinverter_core.images import tensor_to_encoder_input
 from ..clipinverter_core.networks import LEVELS, Features
 from ..clipinverter_core.pipeline import Latent
@@ -32,12 +32,9 @@ def gather_latents(model, n: int, work) -> Latent:
 
 
 def face_features(inv, image: torch.Tensor, idx: list[int]) -> Features:
-    """Backbone features of the faces image[idx] (a ComfyUI IMAGE): one pass per face when a chunk edits one
-    face several ways."""
-    if idx == [idx[0]] * len(idx):
-        one = images_to_encoder_input(image[idx[0]:idx[0] + 1])
-        return Features(*(f.expand(len(idx), *f.shape[1:]) for f in inv.features(one)))
-    return inv.features(images_to_encoder_input(take(image, idx)))
+    """Backbone features of the faces image[idx] (a ComfyUI IMAGE), converted a chunk at a time: one pass per
+    face when a chunk edits one face several ways (batching.features_once_per_face)."""
+    return features_once_per_face(inv.features, image, idx, images_to_encoder_input)
 
 
 def _image_input():

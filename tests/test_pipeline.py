@@ -38,6 +38,21 @@ def test_one_prompt_many_faces_and_many_prompts_one_face(model, x):
     assert r.image.shape == (2, 3, 256, 256)
 
 
+
+def test_one_face_edited_n_ways_runs_the_backbone_once_and_gives_each_edit_alone(model, x, monkeypatch):
+    t = model.encode_text(["a smile", "red hair", "an old man"])
+    passes = []
+    backbone = model._backbone
+    monkeypatch.setattr(model, "_backbone", lambda im: (passes.append(im.shape[0]), backbone(im))[1])
+    r = model.edit(x[:1], t, chunk=2)                       # two chunks: 2 edits, then 1
+    assert passes == [1, 1], passes                         # one face per chunk, not one per prompt
+    for i in range(3):
+        alone = model.edit(x[:1], t[i:i + 1])
+        assert rel_l2(r.image[i:i + 1], alone.image.numpy()) < 1e-5
+    passes.clear()
+    model.edit(x, t[:2])                                    # two faces: both go through the backbone
+    assert passes == [2]
+
 # Measured float noise of these two images against the official outputs: 5.8e-6 (Intel Xeon), 5.4e-6 (AMD EPYC).
 # The bound keeps a 3.4x margin over it; a remap strength of 1e-3 left in (4.8e-5 measured) fails it.
 REMAP_OFF_TOL = 2e-5
