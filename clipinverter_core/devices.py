@@ -128,21 +128,16 @@ class HalfStorageFloatArithmetic(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func not in self.OPS:
+        tree = torch.utils._pytree
+        if func not in self.OPS or not any(_cpu_half(t) for t in tree.tree_leaves((args, kwargs))):
             return func(*args, **kwargs)
-        halves = [False]
-
-        def up(t):
-            if isinstance(t, torch.Tensor) and t.dtype == torch.float16 and t.device.type == "cpu":
-                halves[0] = True
-                return t.float()
-            return t
-        args, kwargs = torch.utils._pytree.tree_map(up, (args, kwargs))
+        args, kwargs = tree.tree_map(lambda t: t.float() if _cpu_half(t) else t, (args, kwargs))
         out = func(*args, **kwargs)
-        if not halves[0]:
-            return out
-        return torch.utils._pytree.tree_map(
-            lambda t: t.half() if isinstance(t, torch.Tensor) and t.dtype == torch.float32 else t, out)
+        return tree.tree_map(lambda t: t.half() if isinstance(t, torch.Tensor) and t.dtype == torch.float32 else t, out)
+
+
+def _cpu_half(t) -> bool:
+    return isinstance(t, torch.Tensor) and t.dtype == torch.float16 and t.device.type == "cpu"
 
 
 def arithmetic(device: torch.device | str, dtype: torch.dtype):

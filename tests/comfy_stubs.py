@@ -240,8 +240,8 @@ def installed(base: str):
     finally:
         # the packs load_pack() imported go too: their modules hold the models they loaded (the stub model
         # management's list, the nodes' caches), which would otherwise stay resident under every later test
-        for k in set(sys.modules) - before - set(STUBBED):
-            if k.split(".")[0].startswith(PACK_NAME):
+        for k in set(sys.modules) - before:
+            if k.startswith(PACK_NAME):
                 del sys.modules[k]
         for k, v in saved.items():
             if v is None:

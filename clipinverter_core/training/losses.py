@@ -85,7 +85,9 @@ def official_clip_input(img: torch.Tensor) -> torch.Tensor:
     (float64: 1e-16 apart) without the 7x upsampled image (231 MB at float64, batch 3), which the pool's backward
     kept alive and its gradient doubled."""
     h, w = img.shape[-2:]
-    return torch.matmul(torch.matmul(nearest_pool_matrix(h, img), img), nearest_pool_matrix(w, img).t())
+    rows = nearest_pool_matrix(h, img)
+    cols = rows if w == h else nearest_pool_matrix(w, img)
+    return torch.matmul(torch.matmul(rows, img), cols.t())
 
 
 def nearest_pool_matrix(n: int, like: torch.Tensor) -> torch.Tensor:
