@@ -16,7 +16,7 @@ from clipinverter_core.networks import Encoder4Editing
 from clipinverter_core.networks.e4e import interp_matrix
 from clipinverter_core.networks.stylegan2 import make_kernel
 from clipinverter_core.ops import upfirdn2d
-from clipinverter_core.standin import _random_state
+from clipinverter_core.weights.standin import _random_state
 
 CL = torch.channels_last
 

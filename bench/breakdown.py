@@ -91,7 +91,7 @@ def main() -> None:
     a = ap.parse_args()
     tmp = None
     if a.model is None:
-        from clipinverter_core.standin import make_standin_bundle
+        from clipinverter_core.weights.standin import make_standin_bundle
         tmp = tempfile.TemporaryDirectory(prefix="clipinverter-breakdown-")
         a.model = os.path.join(tmp.name, "standin.safetensors")
         make_standin_bundle(a.model, a.size, seed=0)

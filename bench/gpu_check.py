@@ -55,14 +55,14 @@ def build_kit(size: int, cache: str, parity: str | None) -> str:
     if parity and os.path.isfile(recipe):
         import importlib.util
 
-        from clipinverter_core.convert import convert
+        from clipinverter_core.weights.convert import convert
         spec = importlib.util.spec_from_file_location("parity_recipe", recipe)
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
         files = mod.write_checkpoints(folder, seed=0, size=size)
         convert(files["clipinverter"], files["e4e"], files["clip"], bundle, log=lambda *_: None)
     else:
-        from clipinverter_core.standin import make_standin_bundle
+        from clipinverter_core.weights.standin import make_standin_bundle
         make_standin_bundle(bundle, size, seed=0)
     return bundle
 

@@ -7,10 +7,13 @@ import os
 import re
 
 
+PACK_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the pack: pyproject.toml, models/
+
+
 def _read_version() -> str:
     """The version, written once: in the pack's pyproject.toml, where ComfyUI's registry reads it (the pack is
     a folder in custom_nodes, not an installed distribution, so importlib.metadata cannot be asked)."""
-    pyproject = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pyproject.toml")
+    pyproject = os.path.join(PACK_ROOT, "pyproject.toml")
     try:
         with open(pyproject, encoding="utf-8") as f:
             text = f.read()

@@ -12,7 +12,6 @@ The last line printed is one JSON object with everything in the table.
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -127,7 +126,7 @@ def run_bench(model_path: str | None, size: int, batches: list[int], precisions:
         torch.set_num_threads(threads)
     tmp = None
     if model_path is None:
-        from .standin import make_standin_bundle
+        from .weights.standin import make_standin_bundle
         tmp = tempfile.TemporaryDirectory(prefix="clipinverter-bench-")
         model_path = os.path.join(tmp.name, f"standin{size}.safetensors")
         log(f"making a stand-in bundle (random weights, size {size}) in {tmp.name} ...")
@@ -210,16 +209,4 @@ def _print_table(r: dict, log) -> None:
     log(f"peak memory above idle (MiB): reference {r['peak_mem_mib']['ref']:.0f}, fast {r['peak_mem_mib']['fast']:.0f}")
     log("relative L2, fast vs reference: " + ", ".join(f"{k} {v:.1e}" for k, v in r["rel_err"].items())
         + ("" if r["finite"] else "   NON-FINITE VALUES"))
-
-
-def cmd_bench(a) -> int:
-    batches = [int(b) for b in str(a.batch).split(",") if b]
-    precisions = [p for p in str(a.precision).split(",") if p]
-    for p in precisions:
-        if p not in ("fp32", "fp16", "bf16"):
-            raise SystemExit(f"unknown precision {p!r}")
-    report = run_bench(a.model, a.size, batches, precisions, a.device, a.repeats, a.threads,
-                       compile=a.compile)
-    print(json.dumps(report))
-    return 0 if all(r["finite"] for r in report["results"]) else 1
 

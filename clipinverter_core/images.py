@@ -62,8 +62,7 @@ def uint8_to_encoder_input(a: np.ndarray) -> torch.Tensor:
     t = torch.from_numpy(np.array(a, dtype=np.uint8))  # a writable copy
     if t.ndim == 3:
         t = t[None]
-    t = t.permute(0, 3, 1, 2).float().div(255)
-    return t.sub(0.5).div(0.5)
+    return unit_to_signed(t.permute(0, 3, 1, 2).float().div(255))
 
 
 def tensor_to_encoder_input(images: torch.Tensor) -> torch.Tensor:
@@ -75,7 +74,12 @@ def tensor_to_encoder_input(images: torch.Tensor) -> torch.Tensor:
     if images.shape[2:] != (ENCODER_SIZE, ENCODER_SIZE):
         images = F.interpolate(images, size=(ENCODER_SIZE, ENCODER_SIZE), mode="bilinear",
                                align_corners=False, antialias=True)
-    return images.clamp(0, 1).sub(0.5).div(0.5)
+    return unit_to_signed(images.clamp(0, 1))
+
+
+def unit_to_signed(images01: torch.Tensor) -> torch.Tensor:
+    """Pictures in [0, 1] -> the encoder's [-1, 1], as the official Normalize(0.5, 0.5)."""
+    return images01.sub(0.5).div(0.5)
 
 
 def generator_to_unit(image: torch.Tensor) -> torch.Tensor:
@@ -83,9 +87,13 @@ def generator_to_unit(image: torch.Tensor) -> torch.Tensor:
     return ((image + 1) / 2).clamp(0, 1)
 
 
-def unit_to_uint8(image01: np.ndarray) -> np.ndarray:
-    """[0, 1] floats -> uint8 the way ComfyUI's Save Image and the official code do (truncating)."""
-    return np.clip(255.0 * image01, 0, 255).astype(np.uint8)
+def unit_to_uint8(image01: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+    """The project's one quantiser, element by element: [0, 1] floats -> uint8, truncating, as ComfyUI's Save
+    Image, its video output and the official tensor2im do. A tensor stays on its device (a GPU hands the host
+    bytes, not floats); an array stays an array. Pixels that came from uint8 (k / 255 in float32) come back as k."""
+    if isinstance(image01, np.ndarray):
+        return unit_to_uint8(torch.from_numpy(image01)).numpy()
+    return image01.mul(255).clamp_(0, 255).to(torch.uint8)
 
 
 def save_png(path: str, hwc_uint8: np.ndarray) -> None:

@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import PACK_ROOT
 from .errors import CheckpointError
 from .networks.arcface import ARCFACE_INPUT, ArcFaceIRSE50
-from .weights import check_state_dict
+from .weights.bundle import check_state_dict
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_FOLDERS = (os.path.join(ROOT, "models", "clipinverter"),)
+DEFAULT_FOLDERS = (os.path.join(PACK_ROOT, "models", "clipinverter"),)
 LOSS_FILES = {"arcface": "model_ir_se50.pth", "alexnet": "alexnet-owt-7be5be79.pth",
               "moco": "moco_v2_800ep_pretrain.pt"}
 WHERE_TO_GET = {
@@ -53,7 +53,7 @@ def find_loss_file(kind: str, explicit: str | None = None, folders: list[str] | 
 
 
 def _read(path: str) -> dict:
-    from .convert import load_pt  # safe torch.load with one-line errors
+    from .weights.convert import load_pt  # safe torch.load with one-line errors
 
     return load_pt(path)
 

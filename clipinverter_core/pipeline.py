@@ -20,7 +20,7 @@ from .errors import CheckpointError, InputError
 from .networks import LEVELS, CLIPAdapter, Encoder4Editing, Features, Generator, n_latent_for
 from .networks.adapter import EDIT_SCALE
 from .networks.e4e import COARSE_END, MEDIUM_END
-from .weights import Bundle, load_bundle, load_strict
+from .weights.bundle import Bundle, load_bundle, load_strict
 
 TEXT_CHUNK = 256  # prompts per CLIP call
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}

@@ -5,7 +5,7 @@ import os
 
 import folder_paths
 
-from ..clipinverter_core.sources import official_files_help
+from ..clipinverter_core.weights.sources import official_files_help
 
 FOLDER = "clipinverter"
 EXTENSIONS = {".safetensors"}

@@ -150,7 +150,7 @@ class Kit:
     """Official-format files written by the recipe, our bundle converted from them, and the golden arrays."""
 
     def __init__(self, folder: str, size: int, seed: int = 0):
-        from clipinverter_core.convert import convert
+        from clipinverter_core.weights.convert import convert
 
         self.size, self.folder = size, folder
         self.bundle = os.path.join(folder, "bundle.safetensors")
@@ -224,7 +224,7 @@ def kit256(kit_factory):
 @pytest.fixture(scope="session")
 def standin256(tmp_path_factory):
     """A bundle of stand-in random weights at StyleGAN size 256 (kept in CLIPINVERTER_KIT_CACHE when set)."""
-    from clipinverter_core.standin import make_standin_bundle
+    from clipinverter_core.weights.standin import make_standin_bundle
 
     cache = os.environ.get("CLIPINVERTER_KIT_CACHE")
     path = os.path.join(cache, "standin256.safetensors") if cache else \

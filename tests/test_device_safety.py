@@ -20,7 +20,7 @@ from clipinverter_core.networks import clip as clip_module
 from clipinverter_core.networks.stylegan2 import Upsample
 from clipinverter_core.ops.upfirdn2d import prepare_taps, upfirdn2d
 from clipinverter_core.pipeline import CLIPInverter, PRECISIONS
-from clipinverter_core.weights import Bundle
+from clipinverter_core.weights.bundle import Bundle
 
 from conftest import ROOT
 from device_guard import DeviceGuard

@@ -7,7 +7,7 @@ import threading
 import pytest
 import torch
 
-from clipinverter_core.download import download
+from clipinverter_core.weights.download import download
 from clipinverter_core.errors import DownloadError
 from test_convert import _cli
 

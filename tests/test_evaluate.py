@@ -100,7 +100,7 @@ def test_the_sheet_puts_inputs_by_prompts_by_strengths():
 
 
 def test_missing_networks_are_skipped_and_said(standin256, faces, tmp_path):
-    from clipinverter_core.metrics.evaluate import load_faces
+    from clipinverter_core.photo import faces_of_photos as load_faces
     from clipinverter_core.metrics.report import measure, write_report
     from clipinverter_core.pipeline import CLIPInverter
 

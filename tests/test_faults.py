@@ -223,7 +223,7 @@ def test_two_processes_writing_one_output(kit256, tmp_path):
 @pytest.fixture
 def generator_bundle(kit256, tmp_path):
     """A bundle of the parity kit's generator alone, in a file of the test's own (it gets overwritten)."""
-    from clipinverter_core.weights import load_bundle, save_bundle
+    from clipinverter_core.weights.bundle import load_bundle, save_bundle
 
     b = load_bundle(kit256.bundle, sections=("generator",))
     path = tmp_path / "b.safetensors"

@@ -42,7 +42,7 @@ def test_a_resumed_run_ends_with_the_weights_of_one_that_never_stopped(runs):
 
 def test_the_export_edits_like_a_converted_bundle_and_says_how_it_was_trained(runs, capsys):
     from clipinverter_core.pipeline import CLIPInverter
-    from clipinverter_core.weights import read_metadata
+    from clipinverter_core.weights.bundle import read_metadata
 
     bundle = os.path.join(runs["straight"], "bundle.safetensors")
     assert main(["info", bundle]) == 0 and "adapter:       coarse, medium, fine" in capsys.readouterr().out
@@ -94,7 +94,7 @@ def test_stage_2_trains_a_remapper_on_the_stage_1_export_and_keeps_the_adapter(r
     from safetensors.torch import load_file
 
     from clipinverter_core.pipeline import CLIPInverter
-    from clipinverter_core.weights import read_metadata
+    from clipinverter_core.weights.bundle import read_metadata
 
     stage1 = os.path.join(runs["straight"], "bundle.safetensors")
     out = os.path.join(runs["tmp"], "stage2")

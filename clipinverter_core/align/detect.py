@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CLIPInverterError, InputError
+from ..images import unit_to_uint8
 
 # Detection. dlib's HOG detector finds faces down to ~80 px, ~40 px with one 2x upsampling (the official
 # code upsamples once). Small photos are searched as the official code does; larger ones are reduced by an
@@ -68,7 +69,7 @@ def _dlib_models():
 def _to_uint8(a) -> np.ndarray:
     """(3, H, W) float tensor in [0, 1] or (H, W, 3) uint8 array -> contiguous (H, W, 3) uint8."""
     if isinstance(a, torch.Tensor):
-        a = a.detach().float().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        a = unit_to_uint8(a.detach().float()).permute(1, 2, 0).cpu().numpy()
     return np.ascontiguousarray(a, dtype=np.uint8)
 
 

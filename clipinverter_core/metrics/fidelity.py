@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError, InputError
+from ..images import generator_to_unit, unit_to_uint8
 
 INCEPTION_FILES = ("weights-inception-2015-12-05-6726825d.pth", "pt_inception-2015-12-05-6726825d.pth")
 INCEPTION_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
@@ -47,7 +48,7 @@ def load_inception(path: str, device: str | torch.device | None = None) -> torch
     """torch-fidelity's InceptionV3 feature extractor (the FID network) with the file's weights, frozen, eval."""
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-    from ..convert import load_pt
+    from ..weights.convert import load_pt
 
     sd = load_pt(path)
     if not isinstance(sd, dict) or "Mixed_7c.branch_pool.conv.weight" not in sd:
@@ -67,7 +68,7 @@ def inception_features(net: torch.nn.Module, images: torch.Tensor) -> torch.Tens
     """(B, 2048) float32 pool features of images (B, 3, H, W) in [-1, 1], taken as the 8-bit pixels a PNG of
     them holds (FID is defined on 8-bit images; the network resizes to 299 itself)."""
     device = next(net.parameters()).device
-    pixels = (255.0 * ((images.float() + 1) / 2)).clamp(0, 255).to(torch.uint8)  # truncating, as unit_to_uint8
+    pixels = unit_to_uint8(generator_to_unit(images.float()))
     return net(pixels.to(device))[0].float()
 
 

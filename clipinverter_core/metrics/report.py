@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CheckpointError
+from ..images import generator_to_unit, unit_to_uint8
 from . import SOURCE_TEXT, fidelity
 from .edits import load_networks, score_edits
 from .pictures import TILE, contact_sheet, save_image, strength_plot
@@ -39,7 +40,7 @@ class Measured:
 def _thumb(images: torch.Tensor) -> np.ndarray:
     """(1, 3, H, W) in [-1, 1] -> (TILE, TILE, 3) uint8."""
     t = F.interpolate(images.float(), size=(TILE, TILE), mode="bilinear", align_corners=False, antialias=True)
-    return ((t[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    return unit_to_uint8(generator_to_unit(t[0])).permute(1, 2, 0).cpu().numpy()
 
 
 def _inception(explicit: str | None, folders, n_images: int, device, skipped: dict):

@@ -13,9 +13,9 @@ import os
 import torch
 
 from .. import __version__
-from ..convert import size_from_generator_keys
+from ..weights.convert import size_from_generator_keys
 from ..networks import LEVELS, n_latent_for
-from ..weights import save_bundle
+from ..weights.bundle import save_bundle
 from . import checkpoint
 from .parts import build_model
 

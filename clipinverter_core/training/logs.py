@@ -53,7 +53,7 @@ def _tiles(t: torch.Tensor, n: int) -> np.ndarray:
     if t.shape[-1] != TILE:
         t = torch.nn.functional.interpolate(t, size=(TILE, TILE), mode="bilinear", align_corners=False,
                                             antialias=True)
-    return unit_to_uint8(generator_to_unit(t).permute(0, 2, 3, 1).numpy())
+    return unit_to_uint8(generator_to_unit(t)).permute(0, 2, 3, 1).numpy()
 
 
 def grid_image(images: dict[str, torch.Tensor], own: list[str], target: list[str]) -> np.ndarray:

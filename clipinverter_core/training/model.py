@@ -19,13 +19,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import __version__
-from ..convert import load_pt, read_clip_state_dict, size_from_generator_keys
+from ..weights.convert import load_pt, read_clip_state_dict, size_from_generator_keys
 from ..errors import CheckpointError
 from ..networks import LEVELS, CLIPAdapter, Encoder4Editing, Generator, n_latent_for
 from ..networks.clip import build_clip
 from ..networks.adapter import EDIT_SCALE
 from ..networks.stylegan2 import STYLE_DIM, _remapper_mlp
-from ..weights import Bundle, load_bundle, load_strict
+from ..weights.bundle import Bundle, load_bundle, load_strict
 from .synthesis import render
 
 LOSS_SIZE = 256                 # the coaches' face_pool: every render is average-pooled to 256x256

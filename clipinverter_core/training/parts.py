@@ -26,7 +26,7 @@ def default_hparams(stage: int) -> dict:
 
 def sources(networks: dict) -> list[dict]:
     """{role, file, sha256, bytes} of every network file the run reads (a bundle's own sources included)."""
-    from ..convert import sha256_of
+    from ..weights.convert import sha256_of
 
     out = []
     for role in NETWORK_ROLES:

@@ -9,10 +9,10 @@ import json
 
 import torch
 
-from . import __version__
-from .networks import CLIPAdapter, Encoder4Editing, Generator, LEVELS, n_latent_for
-from .networks.stylegan2 import make_kernel
-from .weights import save_bundle
+from .. import __version__
+from ..networks import CLIPAdapter, Encoder4Editing, Generator, LEVELS, n_latent_for
+from ..networks.stylegan2 import make_kernel
+from .bundle import save_bundle
 
 
 def _init(name: str, shape: tuple, g: torch.Generator) -> torch.Tensor:

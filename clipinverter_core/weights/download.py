@@ -14,7 +14,7 @@ import os
 import urllib.error
 import urllib.request
 
-from .errors import CheckpointError, DownloadError
+from ..errors import CheckpointError, DownloadError
 from .sources import CATALOG, read_catalog
 
 CHUNK = 1 << 20

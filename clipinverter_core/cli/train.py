@@ -4,7 +4,6 @@ Nothing heavy is imported until a command runs: the parser is built on every sta
 """
 from __future__ import annotations
 
-import argparse
 import os
 
 LAMBDAS = ("id", "l2", "lpips", "w_norm", "clip", "cycle")
@@ -77,7 +76,7 @@ def _given(a, names) -> dict:
 def new_config(a) -> dict:
     """The run's config from the flags: everything a resume or an export needs, JSON-able."""
     from ..errors import InputError
-    from .parts import default_hparams
+    from ..training.parts import default_hparams
 
     for flag in ("stage", "data", "out"):
         if getattr(a, flag) is None:
@@ -95,7 +94,7 @@ def new_config(a) -> dict:
     cfg = {**SCHEDULE_DEFAULTS, **_given(a, SCHEDULE_DEFAULTS)}
     standin = False
     if networks.get("model"):
-        from ..weights import read_metadata
+        from ..weights.bundle import read_metadata
         standin = bool(read_metadata(networks["model"]).get("standin"))
     return {"stage": a.stage, "data": os.path.abspath(a.data), "out": os.path.abspath(a.out), "networks": networks,
             "sources": [], "standin": standin, "hparams": hp,
@@ -110,7 +109,7 @@ def new_config(a) -> dict:
 
 def resumed_config(a) -> dict:
     from ..errors import InputError
-    from . import checkpoint
+    from ..training import checkpoint
 
     _, cfg = checkpoint.read_config(checkpoint.checkpoint_path(a.resume))
     not_flags = ("resume", "run", "cmd", "written")  # the parser's own entries, and main()'s list of outputs
@@ -131,11 +130,11 @@ def run_train(a) -> int:
 
     from .. import devices
     from ..errors import InputError
-    from . import checkpoint, distributed
-    from .data import find_items, split
-    from .export import BUNDLE_NAME, export_model
-    from .parts import build_parts, sources
-    from .trainer import Schedule, Trainer
+    from ..training import checkpoint, distributed
+    from ..training.data import find_items, split
+    from ..training.export import BUNDLE_NAME, export_model
+    from ..training.parts import build_parts, sources
+    from ..training.trainer import Schedule, Trainer
 
     ctx, device = distributed.init(a.device)
     try:
@@ -179,7 +178,7 @@ def run_train(a) -> int:
 
 
 def run_export(a) -> int:
-    from .export import export_run
+    from ..training.export import export_run
 
     path = export_run(a.run_dir, a.output)
     print(f"wrote {path}")

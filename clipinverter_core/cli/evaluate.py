@@ -14,6 +14,8 @@ import argparse
 import os
 import sys
 
+from .common import add_device, warn_if_standin
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 FILES = ("metrics.csv", "metrics.json", "sheet.png", "strength.png")
 
@@ -29,7 +31,7 @@ def _strengths(text: str) -> list[float]:
 
 
 def add_parser(sub) -> None:
-    from . import SOURCE_TEXT
+    from ..metrics import SOURCE_TEXT
 
     p = sub.add_parser("evaluate", help="measure edits of a folder of faces: CLIP score, direction, identity, "
                                         "LPIPS, FID/KID; a contact sheet and a strength plot")
@@ -46,7 +48,7 @@ def add_parser(sub) -> None:
     p.add_argument("--alexnet", help="alexnet-owt-7be5be79.pth (LPIPS); default: looked for in models/clipinverter")
     p.add_argument("--inception", help="Inception-v3 FID weights (FID, KID); default: looked for in "
                                        "models/clipinverter")
-    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
+    add_device(p, precision=False)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -62,46 +64,16 @@ def list_images(folder: str) -> list[str]:
     return paths
 
 
-def load_faces(paths: list[str], no_align: bool, device, warn=print):
-    """(names, (N, 3, 256, 256) in [-1, 1]): each photo's largest face aligned (or the crop as it is); photos
-    without a face are left out with a warning."""
-    import torch
-
-    from ..errors import InputError
-    from ..images import ENCODER_SIZE, load_image, pil_to_encoder_input
-
-    names, faces = [], []
-    for path in paths:
-        img = load_image(path)
-        if no_align:
-            faces.append(pil_to_encoder_input(img).to(device))
-        else:
-            from ..align import FaceNotFoundError, align, to_unit_tensor
-            try:
-                crops, _ = align(to_unit_tensor(img, device), ENCODER_SIZE, 0)
-            except FaceNotFoundError:
-                warn(f"warning: no face found in {path}; left out (pass --no-align for crops already aligned)")
-                continue
-            faces.append(crops.sub(0.5).div(0.5))
-        names.append(os.path.basename(path))
-    if not faces:
-        raise InputError("no face found in any image; pass --no-align for crops that are already FFHQ-aligned")
-    return names, torch.cat(faces)
-
-
 def run(a) -> int:
+    from ..metrics.report import measure, write_report
+    from ..photo import faces_of_photos
     from ..pipeline import CLIPInverter
-    from ..sources import official_files_help
-    from .report import measure, write_report
 
     paths = list_images(a.images)
     model = CLIPInverter.from_bundle(a.model, a.device)
-    standin = bool(model.metadata.get("standin"))
-    if standin:
-        print("WARNING: stand-in RANDOM weights: the edits will not look like faces.\n" + official_files_help(),
-              file=sys.stderr)
-    names, x = load_faces(paths, a.no_align, model.device,
-                          warn=lambda m: print(m, file=sys.stderr))
+    standin = warn_if_standin(model, "the edits will not look like faces")
+    kept, x = faces_of_photos(paths, model.device, a.no_align, warn=lambda m: print(m, file=sys.stderr))
+    names = [os.path.basename(p) for p in kept]
     result = measure(model, names, x, a.text, a.strength, a.remap_strength, a.source_text, arcface=a.arcface,
                      alexnet=a.alexnet, inception=a.inception, progress=not a.quiet)
     result.meta.update(model=os.path.basename(a.model), standin=standin, images=a.images,

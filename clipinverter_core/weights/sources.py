@@ -6,7 +6,9 @@ import functools
 import json
 import os
 
-CATALOG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "catalog.json")
+from .. import PACK_ROOT
+
+CATALOG = os.path.join(PACK_ROOT, "models", "catalog.json")
 
 
 @functools.lru_cache(maxsize=None)

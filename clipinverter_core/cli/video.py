@@ -1,4 +1,4 @@
-"""`edit-video`: one face edited through a whole video with PyAV, streamed.
+"""`edit-video`: one face edited through a whole video with PyAV, streamed (the edit: photo.edit_frames).
 
     pass 1: decode each frame -> detect faces + a cut signature (kept: a few hundred bytes a frame)
             -> track and smooth (align/track.py) -> each frame's crops
@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import sys
 
-from .errors import CLIPInverterError, InputError
+from ..errors import CLIPInverterError, InputError
+from .common import add_device, warn_if_standin
 
 H264_ENCODERS = ("libx264", "h264")  # FFmpeg's encoder names for H.264, in order of preference
 FALLBACK_ENCODER = "mpeg4"
@@ -41,8 +42,7 @@ def add_parser(sub) -> None:
     v.add_argument("--feather", type=float, default=0.1, help="width of the paste's blend, a fraction of the crop")
     v.add_argument("--color-match", type=float, default=1.0, help="0..1: the face takes the frame's colours")
     v.add_argument("--batch", type=int, default=8, help="frames edited at once (memory: one chunk)")
-    v.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
-    v.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    add_device(v)
     v.add_argument("--quiet", action="store_true", help="no progress bars")
     v.set_defaults(run=run)
 
@@ -55,14 +55,19 @@ def _av():
     return av
 
 
-def _frames(path: str):
-    """(3, H, W) float tensors in [0, 1], one at a time."""
+def _unit(frame):
+    """A decoded PyAV frame as a (3, H, W) float tensor in [0, 1]."""
     import torch
 
+    return torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).float().div_(255)
+
+
+def _frames(path: str):
+    """(3, H, W) float tensors in [0, 1], one at a time."""
     av = _av()
     with av.open(path) as container:
         for frame in container.decode(video=0):
-            yield torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).float().div_(255)
+            yield _unit(frame)
 
 
 def _bar(total: int, desc: str, quiet: bool):
@@ -97,13 +102,11 @@ def _probe(path: str):
 
 def run(a) -> int:
     import numpy as np
-    import torch
 
-    from .align import Alignment, paste_edits
-    from .align.video import crop_frame, plan_clip, scan_frames
-    from .fileio import atomic_output
-    from .images import ENCODER_SIZE, generator_to_unit
-    from .pipeline import CLIPInverter
+    from ..align.video import plan_clip, scan_frames
+    from ..fileio import atomic_output
+    from ..photo import Paste, edit_frames
+    from ..pipeline import CLIPInverter
 
     if not os.path.isfile(a.input):
         raise FileNotFoundError(2, "no such file", a.input)
@@ -121,22 +124,8 @@ def run(a) -> int:
     del detections
 
     model = CLIPInverter.from_bundle(a.model, a.device, a.precision)
-    if model.metadata.get("standin"):
-        print("WARNING: stand-in RANDOM weights: the faces will not look like faces.", file=sys.stderr)
+    warn_if_standin(model, "the faces will not look like faces")
     text = model.encode_text([a.text])
-
-    def edit_chunk(frames: list, first: int) -> list:
-        crops, entries = [], []
-        for k, frame in enumerate(frames):
-            c, e = crop_frame(frame.to(model.device), k, plan[first + k], ENCODER_SIZE)
-            crops += c
-            entries += e
-        r = model.edit(torch.stack(crops).sub(0.5).div(0.5), text, strength=a.strength,
-                       remap_strength=a.remap_strength)
-        photos = torch.stack(frames).to(model.device)
-        out, _ = paste_edits(photos, generator_to_unit(r.image.float()), Alignment(entries, len(frames)),
-                             a.feather, color_match=a.color_match)
-        return list(out.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
 
     av = _av()
     encoder = _video_encoder(av)
@@ -148,21 +137,9 @@ def run(a) -> int:
             vout.options = {"crf": H264_CRF}
         ain = src.streams.audio[0] if src.streams.audio else None
         aout = dst.add_stream_from_template(ain) if ain is not None else None
-        pending, done = [], 0
 
-        def flush():
-            nonlocal pending, done
-            for pixels in edit_chunk(pending, done):
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
-                frame.pts = done
-                frame.time_base = 1 / rate
-                for packet in vout.encode(frame):
-                    dst.mux(packet)
-                done += 1
-                bar.update(1)
-            pending = []
-
-        with _bar(len(plan), "edit", a.quiet) as bar:
+        def video_frames():
+            """The input's frames, in [0, 1]; its audio packets are copied to the output on the way."""
             for packet in src.demux(*(s for s in (vin, ain) if s is not None)):
                 if packet.stream is ain:
                     if packet.dts is not None:
@@ -170,14 +147,22 @@ def run(a) -> int:
                         dst.mux(packet)
                     continue
                 for frame in packet.decode():
-                    if done + len(pending) >= len(plan):
-                        break  # a frame the first pass did not see
-                    pending.append(torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).float() / 255)
-                    if len(pending) == a.batch:
-                        flush()
-            if pending:
-                flush()
-            for packet in vout.encode():
-                dst.mux(packet)
+                    yield _unit(frame)
+
+        frames, done = video_frames(), 0
+        with _bar(len(plan), "edit", a.quiet) as bar:
+            for pixels in edit_frames(model, frames, plan, text, a.batch, a.strength, a.remap_strength,
+                                      Paste(a.feather, a.color_match)):
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+                frame.pts = done
+                frame.time_base = 1 / rate
+                for packet in vout.encode(frame):
+                    dst.mux(packet)
+                done += 1
+                bar.update(1)
+        for _ in frames:  # the audio after the last planned frame
+            pass
+        for packet in vout.encode():
+            dst.mux(packet)
     print(f"wrote {a.output} ({done} frames, {encoder})")
     return 0

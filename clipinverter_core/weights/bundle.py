@@ -16,8 +16,8 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
-from .errors import CheckpointError
-from .fileio import atomic_output
+from ..errors import CheckpointError
+from ..fileio import atomic_output
 
 FORMAT = "clipinverter.bundle"
 FORMAT_VERSION = 1

@@ -20,12 +20,12 @@ import zipfile
 
 import torch
 
-from . import __version__
-from .errors import CheckpointError, UnsafeCheckpointError
-from .networks import CLIPAdapter, Encoder4Editing, Generator, LEVELS, n_latent_for
-from .networks.clip import OPENAI_EXTRA_KEYS, config_from_state_dict
-from .networks.stylegan2 import STYLE_DIM
-from .weights import check_state_dict, fmt_shape, save_bundle
+from .. import __version__
+from ..errors import CheckpointError, UnsafeCheckpointError
+from ..networks import CLIPAdapter, Encoder4Editing, Generator, LEVELS, n_latent_for
+from ..networks.clip import OPENAI_EXTRA_KEYS, config_from_state_dict
+from ..networks.stylegan2 import STYLE_DIM
+from .bundle import check_state_dict, fmt_shape, save_bundle
 
 
 # --- reading the official files safely ---------------------------------------------------------------------

@@ -1,0 +1,97 @@
+"""`edit` and `align`: a photo through the photo flow (photo.py) to PNGs."""
+from __future__ import annotations
+
+from .common import add_device, face_index, numbered, warn_if_standin
+
+
+def add_parser(sub) -> None:
+    e = sub.add_parser("edit", help="edit a face photo with a text")
+    e.add_argument("--model", required=True, help="bundle (.safetensors)")
+    e.add_argument("--image", required=True, help="input photo")
+    e.add_argument("--text", required=True, action="append",
+                   help="the target description; repeat for several edits of the same photo")
+    e.add_argument("-o", "--output", required=True,
+                   help="output PNG (with several --text: OUT_0.png, OUT_1.png, ...)")
+    e.add_argument("--strength", type=float, default=1.0, help="edit strength alpha (1 = the paper)")
+    e.add_argument("--remap-strength", type=float, default=1.0, help="CLIPRemapper strength beta (1 = the paper)")
+    e.add_argument("--no-align", action="store_true", help="the image is already an FFHQ-aligned face crop")
+    e.add_argument("--face-index", default="0", type=face_index,
+                   help="which face to edit, 0 = the largest (default), or 'all'")
+    e.add_argument("--paste-back", action="store_true",
+                   help="write the whole photo with the edited face pasted in (instead of the face alone)")
+    e.add_argument("--feather", type=float, default=0.1,
+                   help="paste-back: width of the blend at the crop's edge, as a fraction of its side")
+    e.add_argument("--color-match", type=float, default=1.0,
+                   help="paste-back: 0..1, how far the edited face takes the photo's colours at its border (1)")
+    e.add_argument("--if-no-face", choices=("error", "passthrough"), default="error",
+                   help="no face found: stop with an error (default), or edit the whole photo resized")
+    add_device(e)
+    e.add_argument("--save-raw", metavar="RAW", help="also write float32 text_embedding, w, w_hat, image "
+                   "(unclamped) to this .safetensors file")
+    e.set_defaults(run=run_edit)
+
+    g = sub.add_parser("align", help="write the FFHQ-aligned crop of a face in a photo")
+    g.add_argument("--image", required=True, help="input photo")
+    g.add_argument("-o", "--output", required=True, help="output PNG (with --face-index all: OUT_0.png, ...)")
+    g.add_argument("--size", type=int, default=256, help="crop side: 256 for the encoder, 1024 to look at")
+    g.add_argument("--face-index", default="0", type=face_index, help="0 = the largest face (default), or 'all'")
+    g.set_defaults(run=run_align)
+
+
+def run_edit(a) -> int:
+    from ..align import FaceNotFoundError
+    from ..errors import InputError
+    from ..images import load_image
+    from ..photo import Paste, edit_photos, find_faces, pixels
+    from ..pipeline import CLIPInverter
+
+    if a.no_align and a.paste_back:
+        raise InputError("--paste-back needs the alignment: drop --no-align")
+    img = load_image(a.image)
+    model = CLIPInverter.from_bundle(a.model, a.device, a.precision)
+    warn_if_standin(model)
+    try:
+        faces = find_faces(img, model.device, a.face_index, a.if_no_face, aligned=a.no_align)
+    except FaceNotFoundError as e:
+        raise InputError(f"{e}; pass --no-align for a face crop that is already FFHQ-aligned, or "
+                         "--if-no-face passthrough to edit the whole photo") from None
+    paste = Paste(a.feather, a.color_match) if a.paste_back else None
+    result, pictures = edit_photos(model, faces, model.encode_text(a.text), a.strength, a.remap_strength, paste)
+    frames = pixels(pictures)  # the PNGs' one host copy
+    if a.save_raw:
+        _save_raw(a.save_raw, result)
+        a.written.append(a.save_raw)
+    _write_pngs(a, frames)
+    return 0
+
+
+def _save_raw(path: str, result) -> None:
+    from safetensors.torch import save_file
+
+    from .. import devices
+    from ..fileio import atomic_output
+
+    raw = {"text_embedding": result.text_embedding, "w": result.w, "w_hat": result.w_hat, "image": result.image}
+    with atomic_output(path) as tmp:
+        save_file({k: v.contiguous() for k, v in devices.to_host(raw).items()}, tmp)
+
+
+def _write_pngs(a, frames, captions=None) -> None:
+    import numpy as np
+
+    from ..images import save_png
+
+    for k, (path, arr) in enumerate(zip(numbered(a.output, len(frames)), frames)):
+        save_png(path, np.ascontiguousarray(arr))
+        a.written.append(path)
+        print(f"wrote {path}" + (f" ({captions[k]})" if captions else ""))
+
+
+def run_align(a) -> int:
+    from ..align import align
+    from ..images import load_image
+    from ..photo import pixels
+
+    crops, alignment = align(load_image(a.image), a.size, a.face_index)
+    _write_pngs(a, pixels(crops), [f"face {face.face_index}" for face in alignment.faces])
+    return 0

@@ -1,0 +1,123 @@
+"""The photo flow: a photo's faces found and aligned for the encoder, edited, pasted back and quantised, written
+once for every caller (the CLI's edit, edit-video and evaluate; the API).
+
+    photo (PIL) --find_faces--> Faces (encoder input in [-1, 1], the photo, the Alignment)
+          --edit_photos--> edited faces in [0, 1], or the whole photo with them pasted back --pixels--> uint8
+    frames --edit_frames--> the same, a chunk of frames at a time, the crops planned by align/video.py
+
+Every conversion goes through images.py; `pixels` is the project's one quantiser (images.unit_to_uint8).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from . import devices
+from .align import Alignment, FaceNotFoundError, align, to_unit_tensor
+from .errors import InputError
+from .images import ENCODER_SIZE, generator_to_unit, pil_to_encoder_input, unit_to_signed, unit_to_uint8
+
+
+@dataclass
+class Faces:
+    """The faces of one photo, ready for the encoder."""
+    x: torch.Tensor                  # (N, 3, 256, 256) in [-1, 1], on the model's device
+    photo: torch.Tensor | None       # (1, 3, H, W) in [0, 1], the photo they came from; None for a crop as it is
+    alignment: Alignment | None      # where each face sits in the photo; None for a crop as it is
+
+
+@dataclass
+class Paste:
+    """Paste-back settings: the feathered blend's width (a fraction of the crop's side) and colour matching."""
+    feather: float = 0.1
+    color_match: float = 1.0
+
+
+def find_faces(img, device, face_index: int | str = 0, if_no_face: str = "error", aligned: bool = False) -> Faces:
+    """A PIL photo's faces for the encoder. `aligned`: the photo is an FFHQ-aligned crop already (resized to 256
+    as the official transforms do). Otherwise FFHQ alignment of `face_index` (0 = the largest, or 'all');
+    `if_no_face` 'error' raises FaceNotFoundError, 'passthrough' takes the whole photo, resized."""
+    if aligned:
+        return Faces(devices.to_device(pil_to_encoder_input(img), device), None, None)
+    photo = to_unit_tensor(img, device)
+    crops, alignment = align(photo, ENCODER_SIZE, face_index, if_no_face)
+    return Faces(unit_to_signed(crops), photo, alignment)
+
+
+def faces_of_photos(paths: Iterable[str], device, aligned: bool = False, warn: Callable[[str], None] = print
+                    ) -> tuple[list[str], torch.Tensor]:
+    """(the paths kept, (N, 3, 256, 256) in [-1, 1]): each photo's largest face (or the crop as it is); photos
+    without a face are left out with a warning."""
+    from .images import load_image
+
+    kept, faces = [], []
+    for path in paths:
+        try:
+            found = find_faces(load_image(path), device, 0, aligned=aligned)
+        except FaceNotFoundError:
+            warn(f"warning: no face found in {path}; left out (pass --no-align for crops already aligned)")
+            continue
+        kept.append(path)
+        faces.append(found.x)
+    if not faces:
+        raise InputError("no face found in any image; pass --no-align for crops that are already FFHQ-aligned")
+    return kept, torch.cat(faces)
+
+
+def edit_photos(model, faces: Faces, t: torch.Tensor, strength: float = 1.0, remap_strength: float = 1.0,
+                paste: Paste | None = None):
+    """(EditResult, pictures in [0, 1] (B, 3, H, W)): the faces edited with the text embeddings `t` (one, or
+    one per face, or one face and many prompts: batching.pair_indices), each face alone or, with `paste`, the
+    photo with the edited faces pasted back."""
+    from .align import paste_edits  # looked up at the call: a test stands in for it to interrupt an edit
+
+    result = model.edit(faces.x, t, strength=strength, remap_strength=remap_strength)
+    pictures = generator_to_unit(result.image.float())
+    if paste is not None:
+        if faces.alignment is None:
+            raise InputError("paste-back needs the alignment: the face must be found in the photo, not given aligned")
+        pictures, _ = paste_edits(faces.photo, pictures, faces.alignment, paste.feather, color_match=paste.color_match)
+    return result, pictures
+
+
+def edit_frames(model, frames: Iterable[torch.Tensor], plan: list, t: torch.Tensor, batch: int = 8,
+                strength: float = 1.0, remap_strength: float = 1.0, paste: Paste | None = None
+                ) -> Iterator[np.ndarray]:
+    """The streaming sibling of edit_photos for a clip: frames ((3, H, W) in [0, 1], one at a time) are taken
+    `batch` at a time, cropped as `plan` (align/video.plan_clip) says, edited with `t` (1, 512), pasted back and
+    yielded as (H, W, 3) uint8 frames. At most one chunk of frames, crops and edits is alive."""
+    from .align.video import crop_frame
+
+    paste = paste or Paste()
+    pending, done = [], 0
+    for frame in frames:
+        if done + len(pending) >= len(plan):
+            break  # a frame the plan has not seen
+        pending.append(frame)
+        if len(pending) == batch:
+            yield from _edit_chunk(model, pending, plan, done, t, strength, remap_strength, paste, crop_frame)
+            done += len(pending)
+            pending = []
+    if pending:
+        yield from _edit_chunk(model, pending, plan, done, t, strength, remap_strength, paste, crop_frame)
+
+
+def _edit_chunk(model, frames, plan, first, t, strength, remap_strength, paste, crop_frame):
+    photos = devices.to_device(torch.stack(frames), model.device)
+    crops, entries = [], []
+    for k, frame in enumerate(photos):
+        c, e = crop_frame(frame, k, plan[first + k], ENCODER_SIZE)
+        crops += c
+        entries += e
+    faces = Faces(unit_to_signed(torch.stack(crops)), photos, Alignment(entries, len(frames)))
+    _, pictures = edit_photos(model, faces, t, strength, remap_strength, paste)
+    yield from pixels(pictures)
+
+
+def pixels(pictures: torch.Tensor) -> np.ndarray:
+    """Pictures (B, 3, H, W) in [0, 1] -> (B, H, W, 3) uint8 on the host, quantised on their device (the one
+    quantiser: images.unit_to_uint8), so a GPU hands over bytes, not floats."""
+    return devices.to_host(unit_to_uint8(pictures.permute(0, 2, 3, 1)), dtype=None).numpy()
