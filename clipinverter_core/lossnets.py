@@ -53,7 +53,7 @@ def find_loss_file(kind: str, explicit: str | None = None, folders: list[str] | 
 
 
 def _read(path: str) -> dict:
-    from .weights.convert import load_pt  # safe torch.load with one-line errors
+    from .weights.official import load_pt  # safe torch.load with one-line errors
 
     return load_pt(path)
 

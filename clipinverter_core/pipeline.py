@@ -10,65 +10,21 @@ image = G(remap(w_hat, t, beta)).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from .batching import features_once_per_face, map_chunks, pair_indices, take
 from . import devices
 from .errors import CheckpointError, InputError
+from .latents import EditResult, Latent, level_rows
 from .networks import LEVELS, CLIPAdapter, Encoder4Editing, Features, Generator, n_latent_for
 from .networks.adapter import EDIT_SCALE
-from .networks.e4e import COARSE_END, MEDIUM_END
 from .weights.bundle import Bundle, load_bundle, load_strict
 
 TEXT_CHUNK = 256  # prompts per CLIP call
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 IMPLS = ("fast", "ref")  # fast: fused networks (BENCHMARKS.md); ref: the official formulation, step for step
 
-
-@dataclass
-class Latent:
-    """W+ codes, optionally with the styled-conv codes already remapped by the CLIPRemapper.
-
-    w:    (B, n_latent, 512), the codes the encoder (and the adapter's edit) produce.
-    conv: (B, n_latent - 1, 512) or None: per-conv codes after remapping; None means "taken from w".
-          ToRGB layers always read w.
-    """
-    w: torch.Tensor
-    conv: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return self.w.shape[0]
-
-    @property
-    def conv_codes(self) -> torch.Tensor:
-        """The styled-conv codes it decodes with: the remapped ones, or the first n_latent - 1 W+ rows."""
-        return self.conv if self.conv is not None else self.w[:, :-1]
-
-    def index(self, idx) -> "Latent":
-        return Latent(self.w[idx], None if self.conv is None else self.conv[idx])
-
-    def to(self, *args, **kwargs) -> "Latent":
-        return Latent(self.w.to(*args, **kwargs), None if self.conv is None else self.conv.to(*args, **kwargs))
-
-
-@dataclass
-class EditResult:
-    text_embedding: torch.Tensor  # (B, 512)
-    w: torch.Tensor               # (B, n_latent, 512) inversion, latent_avg included
-    w_hat: torch.Tensor           # (B, n_latent, 512) edited codes
-    latent: Latent                # w_hat with the remapped conv codes
-    image: torch.Tensor           # (B, 3, size, size), unclamped
-
-
-def level_rows(levels, n_latent: int) -> list[int]:
-    """The W+ rows each level's heads write: coarse [0, 3) from c3, medium [3, 7) from p2, fine [7, n) from p1."""
-    bounds = {"coarse": (0, COARSE_END), "medium": (COARSE_END, MEDIUM_END), "fine": (MEDIUM_END, n_latent)}
-    for lv in levels:
-        if lv not in bounds:
-            raise InputError(f"unknown level {lv!r}: use {', '.join(LEVELS)}")
-    return [r for lv in LEVELS if lv in levels for r in range(*bounds[lv])]
+__all__ = ["CLIPInverter", "Latent", "EditResult", "level_rows", "pair_indices", "PRECISIONS", "IMPLS", "TEXT_CHUNK"]
 
 
 class CLIPInverter:

@@ -117,7 +117,7 @@ def official_on_cpu(checkout: str, nets: dict):
 
 
 def bench_official(checkout, files, nets, stage, data) -> list[float]:
-    from clipinverter_core.weights.convert import load_pt, read_clip_state_dict
+    from clipinverter_core.weights.official import load_pt, read_clip_state_dict
     from clipinverter_core.networks.clip import build_clip
     from clipinverter_core.training.hparams import stage_defaults
 

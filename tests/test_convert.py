@@ -10,7 +10,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from clipinverter_core.weights.convert import convert, load_pt
+from clipinverter_core.weights.convert import convert
+from clipinverter_core.weights.official import load_pt
 from clipinverter_core.errors import CheckpointError, UnsafeCheckpointError
 from clipinverter_core.pipeline import CLIPInverter
 from clipinverter_core.weights.bundle import FORMAT, load_bundle, read_metadata
@@ -192,7 +193,7 @@ def tiny_clip():
 def test_clip_from_torchscript_safetensors_and_bin(tmp_path, tiny_clip):
     import warnings
 
-    from clipinverter_core.weights.convert import read_clip_state_dict
+    from clipinverter_core.weights.official import read_clip_state_dict
 
     ref = tiny_clip.state_dict()
     img, txt = torch.ones(1, 3, 64, 64), torch.zeros(1, 77, dtype=torch.long)

@@ -2,7 +2,7 @@
 
 The Inception weights are a local file, never downloaded: torch-fidelity's
 `weights-inception-2015-12-05-6726825d.pth` or pytorch-fid's `pt_inception-2015-12-05-6726825d.pth` (the same
-TensorFlow 2015-12-05 network, the same keys). It is read with torch.load(weights_only=True) (convert.load_pt);
+TensorFlow 2015-12-05 network, the same keys). It is read with torch.load(weights_only=True) (weights/official.load_pt);
 torch-fidelity's own loader would unpickle anything, so it only ever sees the checked tensors again.
 """
 from __future__ import annotations
@@ -48,7 +48,7 @@ def load_inception(path: str, device: str | torch.device | None = None) -> torch
     """torch-fidelity's InceptionV3 feature extractor (the FID network) with the file's weights, frozen, eval."""
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-    from ..weights.convert import load_pt
+    from ..weights.official import load_pt
 
     sd = load_pt(path)
     if not isinstance(sd, dict) or "Mixed_7c.branch_pool.conv.weight" not in sd:

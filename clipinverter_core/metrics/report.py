@@ -70,7 +70,7 @@ def measure(model, names: list[str], x: torch.Tensor, prompts: list[str], streng
     from tqdm import tqdm
 
     from ..batching import map_chunks
-    from ..pipeline import Latent
+    from ..latents import Latent
 
     nets, skipped = load_networks(arcface, alexnet, folders, model.device)
     inc = _inception(inception, folders, len(names), model.device, skipped)

@@ -13,8 +13,8 @@ import os
 import torch
 
 from .. import __version__
-from ..weights.convert import size_from_generator_keys
-from ..networks import LEVELS, n_latent_for
+from ..weights.official import adapter_levels, section, size_from_generator_keys
+from ..networks import n_latent_for
 from ..weights.bundle import save_bundle
 from . import checkpoint
 from .parts import build_model
@@ -32,7 +32,7 @@ def bundle_metadata(tensors: dict[str, torch.Tensor], config: dict, step: int, d
         ("generator", bool(gen)), ("remapper", "lambdas.0" in gen), ("latent_avg", "latent_avg" in tensors),
         ("clip_text", any(k.startswith("clip.transformer.") for k in tensors)),
         ("clip_visual", any(k.startswith("clip.visual.") for k in tensors))) if present]
-    levels = [lv for lv in LEVELS if any(k.startswith(f"adapter.{lv}_mapping.") for k in tensors)]
+    levels = adapter_levels(section(tensors, "adapter."))
     training = {"stage": int(config["stage"]), "steps": step, "data": config.get("data"),
                 "n_train": data_order.get("n_train"), "train_names_hash": data_order.get("train_names_hash"),
                 "split": config.get("split"), "hparams": config.get("hparams"), "seed": config.get("seed"),

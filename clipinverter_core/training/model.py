@@ -19,13 +19,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import __version__
-from ..weights.convert import load_pt, read_clip_state_dict, size_from_generator_keys
 from ..errors import CheckpointError
 from ..networks import LEVELS, CLIPAdapter, Encoder4Editing, Generator, n_latent_for
 from ..networks.clip import build_clip
 from ..networks.adapter import EDIT_SCALE
-from ..networks.stylegan2 import STYLE_DIM, _remapper_mlp
+from ..networks.remapper import remapper_mlp
 from ..weights.bundle import Bundle, load_bundle, load_strict
+from ..weights.official import (adapter_levels, clip_state_dict, clipinverter_sections, e4e_sections,
+                                latent_avg_rows, meta_module, size_from_generator_keys, stylegan2_generator)
 from .synthesis import render
 
 LOSS_SIZE = 256                 # the coaches' face_pool: every render is average-pooled to 256x256
@@ -40,19 +41,10 @@ class Render(NamedTuple):
     fixed: torch.Tensor | None = None   # stage 2: the same codes rendered without the remapper (no grad)
 
 
-def _meta(cls, *args):
-    with torch.device("meta"):
-        return cls(*args)
-
-
-def _section(sd: dict, prefix: str) -> dict:
-    return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
-
-
 def _fresh_remapper(n: int) -> dict[str, torch.Tensor]:
     """The official initialisation of a new CLIPRemapper: PyTorch's default Linear/LayerNorm init (from
     torch's global RNG), lambda_k = 0.05."""
-    mlps = nn.ModuleList([_remapper_mlp() for _ in range(n)])
+    mlps = nn.ModuleList([remapper_mlp() for _ in range(n)])
     sd = {f"affine_mlps.{k}": v.detach() for k, v in mlps.state_dict().items()}
     sd.update({f"lambdas.{i}": torch.tensor(FRESH_LAMBDA) for i in range(n)})
     return sd
@@ -88,23 +80,22 @@ class TrainingModel(nn.Module):
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
         size = size_from_generator_keys(gen_sd, what)
         n_latent = n_latent_for(size)
-        encoder = load_strict(_meta(Encoder4Editing, n_latent), enc_sd, f"{what} (encoder)")
-        if tuple(latent_avg.shape) == (STYLE_DIM,):
-            latent_avg = latent_avg[None].expand(n_latent, STYLE_DIM)
+        encoder = load_strict(meta_module(Encoder4Editing, n_latent), enc_sd, f"{what} (encoder)")
+        latent_avg = latent_avg_rows(latent_avg, n_latent, what)
         if adapter_sd is None:
             adapter = CLIPAdapter(LEVELS)
         else:
-            levels = [lv for lv in LEVELS if any(k.startswith(f"{lv}_mapping.") for k in adapter_sd)]
-            adapter = load_strict(_meta(CLIPAdapter, levels), adapter_sd, f"{what} (adapter)")
+            adapter = load_strict(meta_module(CLIPAdapter, adapter_levels(adapter_sd)), adapter_sd,
+                                  f"{what} (adapter)")
         plain = {k: v for k, v in gen_sd.items() if not k.startswith(REMAPPER_PREFIXES)}
         if stage == 1:
-            decoder = load_strict(_meta(Generator, size, False), plain, f"{what} (generator)")
+            decoder = load_strict(meta_module(Generator, size, False), plain, f"{what} (generator)")
         else:
             has = any(k.startswith("lambdas.") for k in gen_sd)
             remap = {k: v for k, v in gen_sd.items() if k.startswith(REMAPPER_PREFIXES)}
             if fresh_remapper or not has:
                 remap = _fresh_remapper(n_latent - 2)
-            decoder = load_strict(_meta(Generator, size, True), {**plain, **remap}, f"{what} (generator)")
+            decoder = load_strict(meta_module(Generator, size, True), {**plain, **remap}, f"{what} (generator)")
         clip = build_clip(clip_sd)
         model = cls(encoder, latent_avg, clip, adapter, decoder, stage)
         return model.to(device=device, dtype=dtype)
@@ -125,33 +116,20 @@ class TrainingModel(nn.Module):
                       clipinverter: str | None = None, device=None, dtype: torch.dtype = torch.float32,
                       fresh_remapper: bool = False) -> "TrainingModel":
         """From the official files: e4e_ffhq_encode.pt (encoder, latent_avg), ViT-B-32.pt, and
-        stage 1: the generator of stylegan2-ffhq-config-f.pt (`g_ema`), the adapter of `clipinverter` if given
-                 (else a new one);
+        stage 1: the generator of stylegan2-ffhq-config-f.pt (`g_ema`; else the decoder of `clipinverter`), the
+                 adapter of `clipinverter` if given (else a new one);
         stage 2: `clipinverter` (the stage-1 result: adapter and decoder; a new remapper if it has none)."""
-        e = load_pt(e4e)
-        sd = e.get("state_dict") if isinstance(e, dict) else None
-        if not isinstance(sd, dict) or not isinstance(e.get("latent_avg"), torch.Tensor):
-            raise CheckpointError(f"{e4e}: expected the e4e checkpoint ('state_dict' and 'latent_avg')")
-        enc_sd, latent_avg = _section(sd, "encoder."), e["latent_avg"]
-        ci_sd = {}
-        if clipinverter:
-            ci = load_pt(clipinverter)
-            if not isinstance(ci, dict) or not isinstance(ci.get("state_dict"), dict):
-                raise CheckpointError(f"{clipinverter}: expected a CLIPInverter checkpoint with a 'state_dict'")
-            ci_sd = ci["state_dict"]
-        elif stage == 2:
+        if stage == 2 and not clipinverter:
             raise CheckpointError("stage 2 needs the stage-1 result (--clipinverter or a bundle)")
-        adapter_sd = _section(ci_sd, "adapter.") or None
+        adapter_sd, gen_sd, size, source = None, None, 0, clipinverter
+        if clipinverter:
+            adapter_sd, gen_sd, size, _ = clipinverter_sections(clipinverter, need_remapper=False)
         if stage == 1 and stylegan2:
-            g = load_pt(stylegan2)
-            if not isinstance(g, dict) or not isinstance(g.get("g_ema"), dict):
-                raise CheckpointError(f"{stylegan2}: expected a rosinality StyleGAN2 checkpoint with 'g_ema'")
-            gen_sd = g["g_ema"]
-        else:
-            gen_sd = _section(ci_sd, "decoder.")
-            if not gen_sd:
-                raise CheckpointError(f"{clipinverter or stylegan2}: no generator weights ('decoder.*' or 'g_ema')")
-        return cls.from_sections(enc_sd, latent_avg, read_clip_state_dict(clip), adapter_sd, gen_sd, stage,
+            (gen_sd, size), source = stylegan2_generator(stylegan2), stylegan2
+        if gen_sd is None:
+            raise CheckpointError("stage 1 needs a generator: stylegan2 (its 'g_ema') or clipinverter ('decoder.*')")
+        enc_sd, latent_avg = e4e_sections(e4e, n_latent_for(size), f"the generator in {source}")
+        return cls.from_sections(enc_sd, latent_avg, clip_state_dict(clip), adapter_sd, gen_sd, stage,
                                  device, dtype, fresh_remapper, clipinverter or e4e)
 
     # --- parameters ---------------------------------------------------------------------------------------

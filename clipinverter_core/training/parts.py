@@ -26,7 +26,7 @@ def default_hparams(stage: int) -> dict:
 
 def sources(networks: dict) -> list[dict]:
     """{role, file, sha256, bytes} of every network file the run reads (a bundle's own sources included)."""
-    from ..weights.convert import sha256_of
+    from ..weights.convert import source_record
 
     out = []
     for role in NETWORK_ROLES:
@@ -34,8 +34,7 @@ def sources(networks: dict) -> list[dict]:
         if path:
             if not os.path.isfile(path):
                 raise FileNotFoundError(2, "no such file", path)
-            out.append({"role": role, "file": os.path.basename(path), "sha256": sha256_of(path),
-                        "bytes": os.path.getsize(path)})
+            out.append(source_record(role, path))
     return out
 
 

@@ -1,14 +1,12 @@
-"""The generator's synthesis for training: the official modulated convolution rewritten without per-sample
-weights, so that gradients to the codes are cheap.
+"""The generator's synthesis for training: the official modulated convolution with the weight shared by the
+batch (the identity networks/modconv.py derives), so that gradients to the codes are cheap.
 
 The official ModulatedConv2d builds a weight per sample, W_b = scale * W * s_b (demodulated by
-d_b = rsqrt(sum_{c,k} W_b^2 + 1e-8)), and runs one grouped convolution. The same map is
-    conv(x, W_b)[o] = d_b[o] * conv(x * s'_b, W)[o],   s'_b = scale * s_b,
-    d_b[o] = rsqrt(sum_c s'_b[c]^2 * sum_k W[o, c, k]^2 + 1e-8)
-(the blur after the transposed convolution is linear per channel, so d_b commutes with it). One dense
-convolution with the shared frozen weight: its backward needs the input gradient only, where the official
-form also differentiates a (B, O, C, k, k) weight (a second convolution's cost, and its memory: 12.5 GB at
-a float64 batch of 3). The values agree to rounding (tests/test_losses.py checks float64 to 1e-12).
+d_b = rsqrt(sum_{c,k} W_b^2 + 1e-8)), and runs one grouped convolution. Here every layer computes
+d_b[o] * conv(x * s'_b, W)[o]: one dense convolution with the shared frozen weight, whose backward needs the input
+gradient only, where the official form also differentiates a (B, O, C, k, k) weight (a second convolution's cost,
+and its memory: 12.5 GB at a float64 batch of 3). The values agree to rounding (tests/test_losses.py checks
+float64 to 1e-12).
 The blurs (after the transposed convolution, and the RGB skip's x2 upsampling) run as one depthwise
 convolution over all channels (upfirdn2d's fast form), where the official form folds every channel into the
 batch and convolves one plane at a time: the same multiplications, equal to the bit on CPU, 10x faster
@@ -22,9 +20,11 @@ Noise, bias and activation are the generator's own modules, the official ones.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from ..networks.stylegan2 import DEMOD_EPS, Blur, Generator, ModulatedConv2d, StyledConv, ToRGB
+from ..networks.blocks import StyledConv, ToRGB
+from ..networks.blur import Blur
+from ..networks.modconv import ModulatedConv2d, convolve, demodulation, weight_sq_sum
+from ..networks.stylegan2 import Generator
 from ..ops import upfirdn2d
 
 
@@ -35,8 +35,7 @@ class _FrozenConv(torch.autograd.Function):
     def forward(ctx, x, weight, transposed: bool, stride: int, padding: int, groups: int):
         ctx.save_for_backward(weight)
         ctx.args, ctx.x_shape = (transposed, stride, padding, groups), x.shape
-        conv = F.conv_transpose2d if transposed else F.conv2d
-        return conv(x, weight, stride=stride, padding=padding, groups=groups)
+        return convolve(x, weight, None, transposed, stride, padding, groups)
 
     @staticmethod
     def backward(ctx, grad):
@@ -49,12 +48,12 @@ class _FrozenConv(torch.autograd.Function):
         return grad_x, None, None, None, None, None
 
 
-def frozen_conv(x: torch.Tensor, weight: torch.Tensor, transposed: bool = False, stride: int = 1, padding: int = 0,
-                groups: int = 1) -> torch.Tensor:
-    """A convolution with a weight that takes no gradient, keeping only the weight for the backward pass."""
-    if weight.requires_grad or not torch.is_grad_enabled():
-        conv = F.conv_transpose2d if transposed else F.conv2d
-        return conv(x, weight, stride=stride, padding=padding, groups=groups)
+def frozen_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, transposed: bool = False,
+                stride: int = 1, padding: int = 0, groups: int = 1) -> torch.Tensor:
+    """`convolve` with a weight that takes no gradient, keeping only the weight for the backward pass (a bias,
+    or a weight that takes a gradient, takes autograd's own convolution)."""
+    if bias is not None or weight.requires_grad or not torch.is_grad_enabled():
+        return convolve(x, weight, bias, transposed, stride, padding, groups)
     return _FrozenConv.apply(x, weight, transposed, stride, padding, groups)
 
 
@@ -71,16 +70,11 @@ def blur(layer: Blur, x: torch.Tensor) -> torch.Tensor:
 
 def modulated_conv(conv: ModulatedConv2d, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
     """conv(x, style) as the official ModulatedConv2d computes it, through one dense convolution."""
-    s = conv.modulation(style) * conv.scale                                   # (B, C)
+    s = conv.styles(style)                                                    # (B, C)
     weight = conv.weight[0]                                                   # (O, C, k, k)
-    out = x * s[:, :, None, None]
-    if conv.upsample:
-        out = blur(conv.blur, frozen_conv(out, weight.transpose(0, 1), transposed=True, stride=2))
-    else:
-        out = frozen_conv(out, weight, padding=conv.padding)
+    out = conv.dense(x * s[:, :, None, None], weight, conv=frozen_conv, blur=lambda y: blur(conv.blur, y))
     if conv.demodulate:
-        d = torch.rsqrt(s.square() @ weight.square().sum((2, 3)).t() + DEMOD_EPS)   # (B, O)
-        out = out * d[:, :, None, None]
+        out = out * demodulation(s, weight_sq_sum(weight))[:, :, None, None]  # (B, O)
     return out
 
 

@@ -99,7 +99,7 @@ def hf_fetch(repo: str, filename: str, folder: str, name: str) -> str:
 # --- validation ---------------------------------------------------------------------------------------------
 def validate(role: str, path: str) -> None:
     """Checks that a file has the layout its role needs (without running any pickle code)."""
-    from .convert import is_torchscript, load_pt, read_clip_state_dict
+    from .official import is_torchscript, load_pt, read_clip_state_dict
 
     if role == "clip":
         if not is_torchscript(path):

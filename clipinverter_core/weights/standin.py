@@ -11,7 +11,7 @@ import torch
 
 from .. import __version__
 from ..networks import CLIPAdapter, Encoder4Editing, Generator, LEVELS, n_latent_for
-from ..networks.stylegan2 import make_kernel
+from ..networks.blur import make_kernel
 from .bundle import save_bundle
 
 
