@@ -4,8 +4,9 @@
     Align Face -> ... -> Paste Back (whole photos)
 
 loader.py (bundle -> model), align.py (photos -> aligned crops, edits -> photos), encode.py (texts, reference
-pictures -> embeddings), edit.py (faces -> codes -> remapped codes), decode.py (codes -> IMAGE), latents.py (blend, save, load), metrics.py (Edit Metrics: scores of edits), memory.py (ComfyUI model
-management and the batch loop), paths.py (the clipinverter model folder), types.py (socket types).
+pictures -> embeddings), edit.py (faces -> codes -> remapped codes), decode.py (codes -> IMAGE), latents.py (blend,
+save, load), metrics.py (Edit Metrics: scores of edits), images.py (IMAGE <-> the core's pictures), memory.py
+(ComfyUI model management and the batch loop), paths.py (the clipinverter model folder), types.py (socket types).
 Nothing here loads weights at import.
 """
 from __future__ import annotations

@@ -14,6 +14,7 @@ from ..clipinverter_core.align.track import looks_like_video
 from ..clipinverter_core.align.video import align_clip, scan_frames
 from ..clipinverter_core.errors import InputError
 from . import types
+from .images import as_output, to_comfy, to_core
 
 NO_FACE = ["error", "passthrough"]
 TRACKING = ["auto", "on", "off"]
@@ -64,7 +65,7 @@ class AlignFace(io.ComfyNode):
     def execute(cls, image, face_index, size, if_no_face, face_order=FACE_ORDERS[0], tracking="auto",
                 smoothing=3.0, hold=5) -> io.NodeOutput:
         which = "all" if face_index < 0 else int(face_index)
-        photos = image.movedim(-1, 1)[:, :3]
+        photos = to_core(image)
         n = photos.shape[0]
         pbar = comfy.utils.ProgressBar(2 * n if tracking != "off" and n > 1 else n)
         frames = (photos[b].float() for b in range(n))  # one frame in float32 at a time
@@ -77,8 +78,7 @@ class AlignFace(io.ComfyNode):
                                                   int(hold), detections, cuts,
                                                   mm.throw_exception_if_processing_interrupted,
                                                   lambda k: pbar.update(1))
-                    return io.NodeOutput(crops.movedim(1, -1).to(mm.intermediate_device(), torch.float32),
-                                         alignment)
+                    return io.NodeOutput(to_comfy(crops), alignment)
                 return cls._each(photos, which, int(size), if_no_face, face_order, pbar, detections)
             return cls._each(photos, which, int(size), if_no_face, face_order, pbar)
         except FaceNotFoundError as e:
@@ -102,8 +102,7 @@ class AlignFace(io.ComfyNode):
             crops.append(crop)
             faces += [dataclasses.replace(f, batch_index=b) for f in aligned.faces]
             pbar.update(1)
-        aligned = torch.cat(crops).movedim(1, -1).to(mm.intermediate_device(), torch.float32)
-        return io.NodeOutput(aligned, Alignment(faces, photos.shape[0]))
+        return io.NodeOutput(to_comfy(torch.cat(crops)), Alignment(faces, photos.shape[0]))
 
 
 class PasteBack(io.ComfyNode):
@@ -151,11 +150,9 @@ class PasteBack(io.ComfyNode):
                 mm.throw_exception_if_processing_interrupted()
 
         mm.throw_exception_if_processing_interrupted()
-        photos = original.movedim(-1, 1)[:, :3].float()
         try:
-            out, masks = paste_edits(photos, edited.movedim(-1, 1)[:, :3].float(), alignment, feather, step,
+            out, masks = paste_edits(to_core(original).float(), to_core(edited).float(), alignment, feather, step,
                                      color_match=float(color_match), grow=float(grow))
         except InputError as e:
             raise InputError(f"Paste Back: {e}") from None
-        device = mm.intermediate_device()
-        return io.NodeOutput(out.movedim(1, -1).to(device, torch.float32), masks.to(device, torch.float32))
+        return io.NodeOutput(to_comfy(out), as_output(masks))

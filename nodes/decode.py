@@ -1,13 +1,12 @@
 """StyleGAN Decode: CLIPINVERTER_LATENT -> IMAGE."""
 from __future__ import annotations
 
-import comfy.model_management as mm
-import torch
 from comfy_api.latest import io
 
 from ..clipinverter_core.images import generator_to_unit
 from ..clipinverter_core.pipeline import Latent
 from . import types
+from .images import as_output, comfy_layout
 from .memory import gather_chunks
 
 
@@ -34,7 +33,7 @@ class Decode(io.ComfyNode):
     def execute(cls, model, latent) -> io.NodeOutput:
         def work(inv, a, b):
             part = Latent(latent.w[a:b], None if latent.conv is None else latent.conv[a:b])
-            return generator_to_unit(inv.decode(part)).movedim(1, -1)
+            return comfy_layout(generator_to_unit(inv.decode(part)))
 
         images = gather_chunks(model, len(latent), work)  # on the host, filled chunk by chunk
-        return io.NodeOutput(images.to(mm.intermediate_device(), torch.float32))
+        return io.NodeOutput(as_output(images))

@@ -9,20 +9,13 @@ import torch
 from comfy_api.latest import io
 
 from ..clipinverter_core.batching import features_once_per_face, pair_indices, take
-from ..clipinverter_core.images import tensor_to_encoder_input
 from ..clipinverter_core.networks import LEVELS, Features
 from ..clipinverter_core.pipeline import Latent
 from . import types
+from .images import to_encoder_input
 from .memory import gather_chunks
 
 STRENGTH = dict(min=-10.0, max=10.0, step=0.05)
-
-
-def images_to_encoder_input(image: torch.Tensor) -> torch.Tensor:
-    """ComfyUI IMAGE [B, H, W, 3] in [0, 1] -> the encoder's (B, 3, 256, 256) in [-1, 1], on the host where
-    ComfyUI's IMAGE tensors live (checked for NaN there). The nodes convert one chunk at a time, so a long
-    video is never copied whole."""
-    return tensor_to_encoder_input(image.movedim(-1, 1)[:, :3].float())
 
 
 def gather_latents(model, n: int, work) -> Latent:
@@ -34,7 +27,7 @@ def gather_latents(model, n: int, work) -> Latent:
 def face_features(inv, image: torch.Tensor, idx: list[int]) -> Features:
     """Backbone features of the faces image[idx] (a ComfyUI IMAGE), converted a chunk at a time: one pass per
     face when a chunk edits one face several ways (batching.features_once_per_face)."""
-    return features_once_per_face(inv.features, image, idx, images_to_encoder_input)
+    return features_once_per_face(inv.features, image, idx, to_encoder_input)
 
 
 def _image_input():
@@ -99,7 +92,7 @@ class InvertOnly(io.ComfyNode):
     @classmethod
     def execute(cls, model, image) -> io.NodeOutput:
         return io.NodeOutput(gather_latents(model, image.shape[0], lambda inv, a, b: (
-            inv.invert(images_to_encoder_input(image[a:b]))[0], None)))
+            inv.invert(to_encoder_input(image[a:b]))[0], None)))
 
 
 class Remap(io.ComfyNode):

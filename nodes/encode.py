@@ -4,12 +4,12 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
+from ..clipinverter_core.embeddings import NORM_REFERENCE_PROMPT, match_norm
 from ..clipinverter_core.errors import InputError
 from . import types
+from .images import to_core
 from .memory import run_chunks
 
-# Reference-image guidance: the text whose embedding norm image embeddings are scaled to ("match text").
-NORM_REFERENCE_PROMPT = "a photo of a face"
 NORM_MODES = ["match text", "none"]
 
 
@@ -74,10 +74,10 @@ class EncodeImage(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, image, norm_matching) -> io.NodeOutput:
-        pictures = image.movedim(-1, 1)[:, :3]  # [B, H, W, C] -> (B, 3, H, W)
+        pictures = to_core(image)
         rows = run_chunks(model, pictures.shape[0], lambda inv, a, b: inv.encode_image(pictures[a:b]))
         emb = torch.cat(rows)
         if norm_matching == "match text":
             ref = run_chunks(model, 1, lambda inv, a, b: inv.encode_text([NORM_REFERENCE_PROMPT]))[0]
-            emb = emb * (ref.norm(dim=-1, keepdim=True) / emb.norm(dim=-1, keepdim=True).clamp_min(1e-8))
+            emb = match_norm(emb, ref)
         return io.NodeOutput(emb)

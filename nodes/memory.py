@@ -2,14 +2,15 @@
 
 The networks sit in one nn.Module that a comfy ModelPatcher owns, so `load_models_gpu` loads them on the
 device, makes room for them (unloading diffusion models when it must) and offloads them when others need the
-memory, exactly as it does for core models. Work runs in chunks of batch items sized from the free memory and
-the per-item estimate (clipinverter_core.memory), with a progress bar step and a cancel check per chunk; an
-out-of-memory error frees the other models and halves the chunk, down to one item.
+memory, exactly as it does for core models; a network a node adds for one run (Edit Metrics' ArcFace) gets a
+ModelPatcher of its own (`companion`) and is loaded beside them. Work runs in chunks of batch items sized from
+the free memory and the per-item estimate (clipinverter_core.memory), with a progress bar step and a cancel
+check per chunk; an out-of-memory error frees the other models and halves the chunk, down to one item.
 """
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Callable, Sequence
 
 import comfy.model_management as mm
 import comfy.model_patcher
@@ -59,11 +60,11 @@ class LoadedInverter:
         """Working memory of one batch item, in bytes (an estimate from the networks' compute dtypes)."""
         return item_bytes(self.inverter)
 
-    def on_device(self, items: int = 1) -> CLIPInverter:
-        """Loads (or keeps) the networks on the load device, with room for `items` batch items, and returns the
-        core model pointed at it."""
+    def on_device(self, items: int = 1, also: Sequence = ()) -> CLIPInverter:
+        """Loads (or keeps) the networks, and the ModelPatchers `also` (see `companion`), on the load device, with
+        room for `items` batch items, and returns the core model pointed at it."""
         # force_full_load: our modules have no ComfyUI weight casting, so they must sit wholly on one device
-        mm.load_models_gpu([self.patcher], memory_required=self.item_memory() * items, force_full_load=True)
+        mm.load_models_gpu([self.patcher, *also], memory_required=self.item_memory() * items, force_full_load=True)
         inv = self.inverter
         inv.device = self.patcher.load_device
         return inv
@@ -74,12 +75,20 @@ class LoadedInverter:
         return max(1, min(n, MAX_CHUNK, int(free * FREE_FRACTION) // max(self.item_memory(), 1)))
 
 
+def companion(net: nn.Module, model: LoadedInverter):
+    """A ModelPatcher for another network a node runs beside the inverter (ArcFace), on the inverter's load and
+    offload devices: pass it as run_chunks' `also`, and ComfyUI's model management loads it with the networks
+    and offloads or drops it as it does theirs. `net` should sit on the offload device."""
+    return comfy.model_patcher.ModelPatcher(net, load_device=model.patcher.load_device,
+                                            offload_device=model.patcher.offload_device)
+
+
 def run_chunks(model: LoadedInverter, n: int, work: Callable[[CLIPInverter, int, int], object],
-               sink: Callable[[int, int, object], None] | None = None) -> list:
+               sink: Callable[[int, int, object], None] | None = None, also: Sequence = ()) -> list:
     """The batch loop of every node: calls work(inverter, start, stop) over [0, n) in chunks and returns the
     results, one per chunk, moved to the host (float32 tensors, in any nest of tuples, lists and dicts) once per
     chunk by `devices.to_host`. With `sink`, each host result goes to sink(start, stop, result) instead and
-    nothing is kept (what `gather_chunks` does).
+    nothing is kept (what `gather_chunks` does). `also`: ModelPatchers loaded with the networks (`companion`).
 
     `work` gets the networks on the load device and returns results on it; it must compute items independently
     (so a smaller chunk gives the same result). Before each chunk: the cancel check; after it: the progress bar,
@@ -93,7 +102,7 @@ def run_chunks(model: LoadedInverter, n: int, work: Callable[[CLIPInverter, int,
         mm.throw_exception_if_processing_interrupted()
         stop = min(start + size, n)
         try:
-            result = devices.to_host(work(model.on_device(stop - start), start, stop))
+            result = devices.to_host(work(model.on_device(stop - start, also), start, stop))
         except Exception as e:  # noqa: BLE001 - only out-of-memory errors are handled
             if not devices.is_out_of_memory(e) or (size == 1 and freed):
                 raise

@@ -1,7 +1,8 @@
 """Edit Metrics: how far an edit followed its text (CLIP score, direction) and kept the person (ArcFace identity).
 
 The scores are clipinverter_core.metrics.score_edits, the same code `evaluate` and training's validation use.
-Pairs broadcast as the edit nodes do: one original and N edits (N prompts of one face), or N and N.
+Pairs broadcast as the edit nodes do (batching.pair_indices): one original and N edits (N prompts of one face), or
+N and N. ArcFace is loaded for the run and handed to ComfyUI's model management beside the inverter's networks.
 """
 from __future__ import annotations
 
@@ -12,21 +13,20 @@ import folder_paths
 import torch
 from comfy_api.latest import io
 
+from ..clipinverter_core.batching import pair_indices, take
 from ..clipinverter_core.errors import InputError
 from ..clipinverter_core.lossnets import LOSS_FILES, load_arcface
 from ..clipinverter_core.metrics import SOURCE_TEXT, score_edits
 from ..clipinverter_core.metrics.table import text_table
-from ..clipinverter_core.pipeline import pair_indices
 from . import types
-from .edit import images_to_encoder_input
-from .memory import run_chunks
+from .images import to_core, to_encoder_input
+from .memory import LoadedInverter, companion, run_chunks
 from .paths import FOLDER
 
 NO_FILE = "none"
 WEIGHT_EXTENSIONS = (".pth", ".pt")
 COLUMNS = ["clip_score", "directional", "identity"]
 KEYS = ("edit", "original", "embedding")
-_arcface_cache: dict[str, torch.nn.Module] = {}  # path -> the network on the CPU, loaded once per session
 
 
 def weight_files() -> list[str]:
@@ -43,16 +43,16 @@ def _full_path(name: str) -> str | None:
     return None
 
 
-def _arcface(name: str) -> torch.nn.Module | None:
+def _arcface(name: str, model: LoadedInverter):
+    """The ArcFace file `name` loaded on the inverter's offload device, in a ModelPatcher (memory.companion) that
+    ComfyUI loads with the inverter's networks; None for 'none'."""
     if name == NO_FILE:
         return None
     path = _full_path(name)
     if path is None:
         raise FileNotFoundError(f"Edit Metrics: '{name}' is not in the '{FOLDER}' model folder "
                                 f"({', '.join(folder_paths.get_folder_paths(FOLDER))})")
-    if path not in _arcface_cache:
-        _arcface_cache[path] = load_arcface(path, "cpu")
-    return _arcface_cache[path]
+    return companion(load_arcface(path, model.patcher.offload_device), model)
 
 
 class EditMetrics(io.ComfyNode):
@@ -103,30 +103,24 @@ class EditMetrics(io.ComfyNode):
         if not source_text.strip():
             raise InputError("Edit Metrics: the source text is empty (e.g. 'a photo of a face')")
         idx_o, idx_e = pair_indices(original.shape[0], edited.shape[0], "originals", "edits")
-        idx_e2, idx_t = pair_indices(len(idx_e), embedding.shape[0], "edits", "embeddings")
-        net = _arcface(arcface)
+        pairs, idx_t = pair_indices(len(idx_e), embedding.shape[0], "edits", "embeddings")
+        idx_o, idx_e = [idx_o[p] for p in pairs], [idx_e[p] for p in pairs]  # per scored edit
+        net = _arcface(arcface, model)
         source = run_chunks(model, 1, lambda inv, a, b: inv.encode_text([source_text.strip()]))[0]
 
         def work(inv, a, b):  # edits a..b of the pairing, scored as one batch on the device
             dev = inv.device
-            o = torch.tensor([idx_o[idx_e2[i]] for i in range(a, b)])
-            e = torch.tensor([idx_e[idx_e2[i]] for i in range(a, b)])
-            t = torch.tensor(idx_t[a:b])
-            ident = None if net is None else net.to(dev)
-            originals = images_to_encoder_input(original[o])  # this chunk's pictures only
-            edits = edited[e].movedim(-1, 1)[:, :3].float() * 2 - 1
-            return score_edits(inv.clip, originals.to(dev), edits.to(dev), embedding[t].to(dev),
-                               source.to(dev), identity_net=ident)
+            originals = to_encoder_input(take(original, idx_o[a:b]))  # this chunk's pictures only
+            edits = to_core(take(edited, idx_e[a:b])).float() * 2 - 1
+            return score_edits(inv.clip, originals.to(dev), edits.to(dev), take(embedding, idx_t[a:b]).to(dev),
+                               source.to(dev), identity_net=None if net is None else net.model)
 
-        try:
-            chunks = run_chunks(model, len(idx_e2), work)
-        finally:
-            if net is not None:
-                net.to("cpu")
-        scores = {c: torch.cat([ch[c] for ch in chunks]).tolist() if c in chunks[0] else [math.nan] * len(idx_e2)
+        n = len(pairs)
+        chunks = run_chunks(model, n, work, also=() if net is None else (net,))
+        scores = {c: torch.cat([ch[c] for ch in chunks]).tolist() if c in chunks[0] else [math.nan] * n
                   for c in COLUMNS}
-        rows = [{"edit": idx_e[idx_e2[i]], "original": idx_o[idx_e2[i]], "embedding": idx_t[i],
-                 **{c: scores[c][i] for c in COLUMNS}} for i in range(len(idx_e2))]
+        rows = [{"edit": idx_e[i], "original": idx_o[i], "embedding": idx_t[i], **{c: scores[c][i] for c in COLUMNS}}
+                for i in range(n)]
         means = {c: _mean([r[c] for r in rows]) for c in COLUMNS}
         table = text_table(rows + [{"edit": "mean", "original": "", "embedding": "", **means}], COLUMNS,
                            None if net is not None else {"identity": "no ArcFace file chosen"}, keys=KEYS)

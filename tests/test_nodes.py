@@ -471,3 +471,32 @@ def test_edit_metrics_without_arcface_leaves_identity_out_and_says_so(nodes, mod
     with pytest.raises(Exception, match="2 originals and 3 edits do not pair up"):
         nodes["CLIPInverterEditMetrics"].execute(model, face[1].repeat(2, 1, 1, 1), single["pixels"].repeat(3, 1, 1, 1),
                                                  single["t"], "a photo of a face", "none")
+
+
+def test_edit_metrics_loads_arcface_through_comfyui_model_management(nodes, model, face, single, comfy,
+                                                                      arcface_in_model_folder):
+    """ArcFace gets a ModelPatcher of its own on the inverter's devices, loaded in the same load_models_gpu call as
+    the inverter's networks; ComfyUI offloads it like theirs, and the pack keeps no copy of its own."""
+    metrics = comfy[0].nodes.metrics
+    nodes["CLIPInverterEditMetrics"].execute(model, face[1], single["pixels"], single["t"], "a photo of a face",
+                                             arcface_in_model_folder)
+    with_arcface = [patchers for patchers, _, full in RECORD.loads if len(patchers) == 2 and full]
+    assert with_arcface and all(p[0] is model.patcher for p in with_arcface)
+    arcface = with_arcface[0][1]
+    assert type(arcface.model).__name__ == "ArcFaceIdentity"
+    assert (arcface.load_device, arcface.offload_device) == (model.patcher.load_device, model.patcher.offload_device)
+    assert not any(isinstance(v, dict) and v for k, v in vars(metrics).items() if "cache" in k)
+    comfy[0].nodes.memory.mm.free_memory(1e30, model.device)  # ComfyUI needs the room
+    assert arcface in RECORD.offloads
+
+
+def test_the_image_boundary_converts_both_ways_without_changing_a_value(comfy):
+    images = comfy[0].nodes.images
+    image = torch.rand(2, 5, 7, 4)  # an IMAGE with an alpha channel: dropped on the way in
+    pictures = images.to_core(image)
+    assert pictures.shape == (2, 3, 5, 7) and torch.equal(pictures, image[..., :3].permute(0, 3, 1, 2))
+    back = images.to_comfy(pictures.double())
+    assert back.dtype == torch.float32 and back.device == RECORD.devices["intermediate"]
+    assert torch.equal(back, image[..., :3])
+    masks = images.as_output(torch.ones(2, 5, 7, dtype=torch.float16))
+    assert masks.dtype == torch.float32 and masks.device == RECORD.devices["intermediate"]
