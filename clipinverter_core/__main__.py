@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from .cli import bench, bundles, evaluate, photos, train, video
+from .cli.checks import check_arguments
 from .errors import CLIPInverterError
 
 COMMAND_GROUPS = (bundles, photos, video, evaluate, train, bench)
@@ -47,6 +48,7 @@ def main(argv=None) -> int:
     a = _parser().parse_args(argv)
     a.written = []  # each output once it is complete, for the message after an interrupt
     try:
+        check_arguments(a)  # mistakes before anything loads
         return a.run(a)
     except _user_errors() as e:  # evaluated only when an exception arrives: PIL and safetensors load lazily
         print(f"error: {_one_line(e)}", file=sys.stderr)

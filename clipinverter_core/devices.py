@@ -29,6 +29,33 @@ def default_device(mps: bool = True) -> str:
     return "cpu"
 
 
+def usable_device(name: str) -> torch.device:
+    """The device a user named, if this machine and this build of torch have it; else one line saying what is
+    here (InputError). `meta` is accepted: the device-safety tests run commands on it."""
+    from .errors import InputError
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise InputError(f"unknown device {name!r}: use cpu, cuda, cuda:N or mps") from None
+    build = f"torch {torch.__version__}, " + (f"built for CUDA {torch.version.cuda}" if torch.version.cuda
+                                               else "a build without CUDA")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise InputError(f"no CUDA device here ({build}); use --device cpu")
+        if device.index is not None and device.index >= count:
+            raise InputError(f"no CUDA device {device.index} here (this machine has {count}: "
+                             f"cuda:0{f' to cuda:{count - 1}' if count > 1 else ''})")
+    elif device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise InputError(f"no Apple MPS device here ({build}); use --device cpu")
+    elif device.type not in ("cpu", "meta"):
+        raise InputError(f"the device {name!r} is not one this project runs on: use cpu, cuda, cuda:N or mps")
+    return device
+
+
 def to_device(x: torch.Tensor, device: torch.device | str, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Host -> device (a no-op for a tensor already there): the one place inputs go up."""
     return x.to(device=device, dtype=dtype, non_blocking=False)

@@ -15,12 +15,14 @@ import torch
 from .batching import features_once_per_face, map_chunks, pair_indices, take
 from . import devices
 from .errors import CheckpointError, InputError
+from .inputs import check_prompts
 from .latents import EditResult, Latent, level_rows
 from .networks import LEVELS, CLIPAdapter, Encoder4Editing, Features, Generator, n_latent_for
 from .networks.adapter import EDIT_SCALE
 from .weights.bundle import Bundle, load_bundle, load_strict
 
 TEXT_CHUNK = 256  # prompts per CLIP call
+NO_REMAPPER = "this bundle has no CLIPRemapper (a stage-1 training result)"
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 IMPLS = ("fast", "ref")  # fast: fused networks (BENCHMARKS.md); ref: the official formulation, step for step
 
@@ -133,12 +135,7 @@ class CLIPInverter:
         if isinstance(texts, str):
             texts = [texts]
         texts = list(texts)
-        if not texts:
-            raise InputError("no prompt given")
-        for i, t in enumerate(texts):
-            if not isinstance(t, str) or not t.strip():
-                raise InputError(f"prompt {i + 1} of {len(texts)} is empty: describe the edited face, "
-                                 "e.g. 'this person has blonde hair'")
+        check_prompts(texts)
         tokens = devices.to_device(self.tokenizer(texts), self.device)
         clip = self.clip
         outs = map_chunks(lambda a, b: clip.encode_text(tokens[a:b]).float(), len(texts), chunk)
@@ -210,10 +207,27 @@ class CLIPInverter:
                 delta[:, r].zero_()
         return delta
 
+    @property
+    def has_remapper(self) -> bool:
+        """Whether the bundle holds CLIPRemapper weights (a stage-1 training result has none)."""
+        return self.generator is not None and self.generator.has_remapper
+
+    def contents(self) -> str:
+        """What was loaded, in a few words: e.g. 'encoder, adapter (coarse, medium, fine), generator 1024, no
+        CLIPRemapper, CLIP'."""
+        parts = ["encoder"] if self.encoder is not None else []
+        if self.adapter is not None:
+            parts.append(f"adapter ({', '.join(self.adapter.levels)})")
+        if self.generator is not None:
+            parts += [f"generator {self.size}", "CLIPRemapper" if self.has_remapper else "no CLIPRemapper"]
+        return ", ".join(parts + (["CLIP"] if self._clip_sd is not None else []))
+
     @devices.inference
     def remap(self, latent: Latent | torch.Tensor, t: torch.Tensor, strength: float = 1.0) -> Latent:
         """CLIPRemapper: returns the latent with its styled-conv codes remapped towards t."""
         gen = self._need("generator")
+        if not self.has_remapper:
+            raise CheckpointError(NO_REMAPPER + ": edit with remap strength 0, or train stage 2")
         if isinstance(latent, torch.Tensor):
             latent = Latent(latent)
         w = devices.to_device(latent.w, self.device, self.gen_dtype)

@@ -5,17 +5,21 @@ N ways, N and N pair up; other counts are an error.
 """
 from __future__ import annotations
 
+import logging
+
 import torch
 from comfy_api.latest import io
 
 from ..clipinverter_core.batching import features_once_per_face, pair_indices, take
+from ..clipinverter_core.inputs import STRENGTH_RANGE
 from ..clipinverter_core.networks import LEVELS, Features
-from ..clipinverter_core.pipeline import Latent
+from ..clipinverter_core.pipeline import NO_REMAPPER, Latent
 from . import types
 from .images import to_encoder_input
 from .memory import gather_chunks
 
-STRENGTH = dict(min=-10.0, max=10.0, step=0.05)
+log = logging.getLogger("clipinverter")
+STRENGTH = dict(min=STRENGTH_RANGE[0], max=STRENGTH_RANGE[1], step=0.05)
 
 
 def gather_latents(model, n: int, work) -> Latent:
@@ -121,6 +125,9 @@ class Remap(io.ComfyNode):
     def execute(cls, model, latent, embedding, strength) -> io.NodeOutput:
         idx_l, idx_t = pair_indices(len(latent), embedding.shape[0], "latents", "embeddings")
         if strength == 0:  # as the CLI: no remapper at all
+            return io.NodeOutput(latent.index(idx_l))
+        if not model.inverter.has_remapper:  # as the CLI: the codes pass through, and the log says why
+            log.warning("clipinverter: %s: %s; Remap Latent passes the codes through", model.name, NO_REMAPPER)
             return io.NodeOutput(latent.index(idx_l))
 
         def work(inv, a, b):

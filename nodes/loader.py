@@ -60,6 +60,10 @@ class LoadInverter(io.ComfyNode):
         load_device, offload_device = devices_for(device)
         # mmap=False: a copy in memory, so that a long-lived server survives the file being overwritten in place
         inverter = CLIPInverter.from_bundle(path, offload_device, precision, mmap=False)
+        log.info("clipinverter: loaded %s: %s", bundle, inverter.contents())
+        if not inverter.has_remapper:
+            log.warning("clipinverter: %s has no CLIPRemapper (a stage-1 training result): Remap Latent will pass "
+                        "the codes through", bundle)
         if inverter.metadata.get("standin"):
             log.warning("clipinverter: %s holds stand-in RANDOM weights: edits will not look like faces", bundle)
         return io.NodeOutput(LoadedInverter(inverter, load_device, offload_device, os.path.basename(path)))

@@ -29,10 +29,15 @@ def numbered(path: str, n: int) -> list[str]:
     return [path] if n == 1 else [f"{os.path.splitext(path)[0]}_{k}.png" for k in range(n)]
 
 
-def warn_if_standin(model, what: str = "the output will not look like a face") -> bool:
-    """One warning on stderr when the bundle holds stand-in random weights; True if it does."""
+def warn_about_model(model, a, what: str = "the output will not look like a face") -> bool:
+    """What the user should know about the loaded bundle, on stderr: stand-in random weights (then True), and no
+    CLIPRemapper (a stage-1 training result), which edits without remapping (a.remap_strength becomes 0)."""
+    from ..pipeline import NO_REMAPPER
     from ..weights.sources import official_files_help
 
+    if not model.has_remapper and getattr(a, "remap_strength", 0):
+        print(f"note: {NO_REMAPPER}: editing without remapping", file=sys.stderr)
+        a.remap_strength = 0.0
     if not model.metadata.get("standin"):
         return False
     print(f"WARNING: stand-in RANDOM weights: {what}.\n" + official_files_help(), file=sys.stderr)

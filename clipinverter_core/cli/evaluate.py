@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from .common import add_device, warn_if_standin
+from .common import add_device, warn_about_model
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 FILES = ("metrics.csv", "metrics.json", "sheet.png", "strength.png")
@@ -71,7 +71,7 @@ def run(a) -> int:
 
     paths = list_images(a.images)
     model = CLIPInverter.from_bundle(a.model, a.device)
-    standin = warn_if_standin(model, "the edits will not look like faces")
+    standin = warn_about_model(model, a, "the edits will not look like faces")
     kept, x = faces_of_photos(paths, model.device, a.no_align, warn=lambda m: print(m, file=sys.stderr))
     names = [os.path.basename(p) for p in kept]
     result = measure(model, names, x, a.text, a.strength, a.remap_strength, a.source_text, arcface=a.arcface,

@@ -1,7 +1,7 @@
 """`edit` and `align`: a photo through the photo flow (photo.py) to PNGs."""
 from __future__ import annotations
 
-from .common import add_device, face_index, numbered, warn_if_standin
+from .common import add_device, face_index, numbered, warn_about_model
 
 
 def add_parser(sub) -> None:
@@ -49,7 +49,7 @@ def run_edit(a) -> int:
         raise InputError("--paste-back needs the alignment: drop --no-align")
     img = load_image(a.image)
     model = CLIPInverter.from_bundle(a.model, a.device, a.precision)
-    warn_if_standin(model)
+    warn_about_model(model, a)
     try:
         faces = find_faces(img, model.device, a.face_index, a.if_no_face, aligned=a.no_align)
     except FaceNotFoundError as e:

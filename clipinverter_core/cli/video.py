@@ -15,7 +15,7 @@ import os
 import sys
 
 from ..errors import CLIPInverterError, InputError
-from .common import add_device, warn_if_standin
+from .common import add_device, warn_about_model
 
 H264_ENCODERS = ("libx264", "h264")  # FFmpeg's encoder names for H.264, in order of preference
 FALLBACK_ENCODER = "mpeg4"
@@ -95,6 +95,8 @@ def _probe(path: str):
             if not c.streams.video:
                 raise InputError(f"{path}: no video stream")
             s = c.streams.video[0]
+            if c.format.name.endswith("_pipe") or (c.format.name == "image2" and "%" not in path):  # one picture
+                raise InputError(f"{path} is a still image, not a video: edit it with `edit --image {path}`")
             return s.frames, s.average_rate or s.guessed_rate, s.codec_context.width, s.codec_context.height
     except av.error.FFmpegError as e:
         raise InputError(f"{path}: not a readable video ({e})") from None
@@ -124,7 +126,7 @@ def run(a) -> int:
     del detections
 
     model = CLIPInverter.from_bundle(a.model, a.device, a.precision)
-    warn_if_standin(model, "the faces will not look like faces")
+    warn_about_model(model, a, "the faces will not look like faces")
     text = model.encode_text([a.text])
 
     av = _av()
