@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import __version__
 from .cli import bench, bundles, evaluate, photos, train, video
 from .cli.checks import check_arguments
 from .errors import CLIPInverterError
@@ -17,6 +18,7 @@ COMMAND_GROUPS = (bundles, photos, video, evaluate, train, bench)
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m clipinverter_core",
                                  description="CLIPInverter: text-driven editing of face photos.")
+    ap.add_argument("--version", action="version", version=f"clipinverter_core {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)
     for group in COMMAND_GROUPS:
         group.add_parser(sub)

@@ -149,3 +149,33 @@ def test_the_nodes_say_what_a_stage_1_bundle_holds_and_remap_passes_through(stag
         assert "loaded stage1.safetensors: encoder, adapter (coarse, medium, fine), generator 256, no CLIPRemapper" \
             in said
         assert "Remap Latent passes the codes through" in said
+
+
+class Terminal:
+    """A stderr that says it is a terminal: where the progress line shows."""
+
+    def __init__(self):
+        self.text = ""
+
+    def write(self, s):
+        self.text += s
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return True
+
+
+def test_edit_shows_a_progress_line_on_a_terminal_and_nothing_in_a_log(standin256, photo, tmp_path, monkeypatch,
+                                                                         capsys):
+    import sys
+
+    argv = ["edit", "--model", standin256, "--image", photo, "--text", "a smile", "--no-align", "--device", "cpu"]
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(argv + ["-o", str(tmp_path / "a.png")]) == 0
+    assert all(step in terminal.text for step in ("loading the model", "finding the faces", "editing"))
+    monkeypatch.undo()
+    assert main(argv + ["-o", str(tmp_path / "b.png")]) == 0
+    assert "loading the model" not in capsys.readouterr().err  # not a terminal: no progress line

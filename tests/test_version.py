@@ -18,3 +18,12 @@ def test_the_package_reports_the_version_of_pyproject():
                          env=dict(os.environ, PYTHONPATH=ROOT), cwd="/").stdout.strip()
     assert out == version
 
+
+
+def test_the_cli_says_its_version(capsys):
+    from clipinverter_core import __version__
+    from clipinverter_core.__main__ import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"clipinverter_core {__version__}"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -24,6 +25,25 @@ def add_device(p, precision: bool = True) -> None:
         p.add_argument("--precision", default="fp32", choices=PRECISION_CHOICES)
 
 
+def add_quiet(p) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bars or lines")
+
+
+@contextlib.contextmanager
+def steps(names: list[str], quiet: bool = False):
+    """A progress line over a command's few long steps, on a terminal only (tqdm's choice for anything else, so
+    logs and pipes stay clean). Yields next_step(): call it when a step ends; the line names the next one."""
+    from tqdm import tqdm
+
+    with tqdm(total=len(names), desc=names[0], unit="step", file=sys.stderr, leave=False,
+              disable=True if quiet else None, bar_format="{desc} {n_fmt}/{total_fmt} [{elapsed}]") as bar:
+        def next_step():
+            bar.update(1)
+            if bar.n < len(names):
+                bar.set_description_str(names[bar.n])
+        yield next_step
+
+
 def numbered(path: str, n: int) -> list[str]:
     """One output path, or OUT_0.png, OUT_1.png, ... for n outputs."""
     return [path] if n == 1 else [f"{os.path.splitext(path)[0]}_{k}.png" for k in range(n)]
@@ -32,13 +52,15 @@ def numbered(path: str, n: int) -> list[str]:
 def warn_about_model(model, a, what: str = "the output will not look like a face") -> bool:
     """What the user should know about the loaded bundle, on stderr: stand-in random weights (then True), and no
     CLIPRemapper (a stage-1 training result), which edits without remapping (a.remap_strength becomes 0)."""
+    from tqdm import tqdm  # its write() keeps a progress line (`steps`) below the message
+
     from ..pipeline import NO_REMAPPER
     from ..weights.sources import official_files_help
 
     if not model.has_remapper and getattr(a, "remap_strength", 0):
-        print(f"note: {NO_REMAPPER}: editing without remapping", file=sys.stderr)
+        tqdm.write(f"note: {NO_REMAPPER}: editing without remapping", file=sys.stderr)
         a.remap_strength = 0.0
     if not model.metadata.get("standin"):
         return False
-    print(f"WARNING: stand-in RANDOM weights: {what}.\n" + official_files_help(), file=sys.stderr)
+    tqdm.write(f"WARNING: stand-in RANDOM weights: {what}.\n" + official_files_help(), file=sys.stderr)
     return True

@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from .common import add_device, warn_about_model
+from .common import add_device, add_quiet, warn_about_model
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 FILES = ("metrics.csv", "metrics.json", "sheet.png", "strength.png")
@@ -49,7 +49,7 @@ def add_parser(sub) -> None:
     p.add_argument("--inception", help="Inception-v3 FID weights (FID, KID); default: looked for in "
                                        "models/clipinverter")
     add_device(p, precision=False)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(p)
     p.set_defaults(run=run)
 
 

@@ -1,7 +1,7 @@
 """`edit` and `align`: a photo through the photo flow (photo.py) to PNGs."""
 from __future__ import annotations
 
-from .common import add_device, face_index, numbered, warn_about_model
+from .common import add_device, add_quiet, face_index, numbered, steps, warn_about_model
 
 
 def add_parser(sub) -> None:
@@ -26,6 +26,7 @@ def add_parser(sub) -> None:
     e.add_argument("--if-no-face", choices=("error", "passthrough"), default="error",
                    help="no face found: stop with an error (default), or edit the whole photo resized")
     add_device(e)
+    add_quiet(e)
     e.add_argument("--save-raw", metavar="RAW", help="also write float32 text_embedding, w, w_hat, image "
                    "(unclamped) to this .safetensors file")
     e.set_defaults(run=run_edit)
@@ -35,6 +36,7 @@ def add_parser(sub) -> None:
     g.add_argument("-o", "--output", required=True, help="output PNG (with --face-index all: OUT_0.png, ...)")
     g.add_argument("--size", type=int, default=256, help="crop side: 256 for the encoder, 1024 to look at")
     g.add_argument("--face-index", default="0", type=face_index, help="0 = the largest face (default), or 'all'")
+    add_quiet(g)
     g.set_defaults(run=run_align)
 
 
@@ -48,16 +50,19 @@ def run_edit(a) -> int:
     if a.no_align and a.paste_back:
         raise InputError("--paste-back needs the alignment: drop --no-align")
     img = load_image(a.image)
-    model = CLIPInverter.from_bundle(a.model, a.device, a.precision)
-    warn_about_model(model, a)
-    try:
-        faces = find_faces(img, model.device, a.face_index, a.if_no_face, aligned=a.no_align)
-    except FaceNotFoundError as e:
-        raise InputError(f"{e}; pass --no-align for a face crop that is already FFHQ-aligned, or "
-                         "--if-no-face passthrough to edit the whole photo") from None
-    paste = Paste(a.feather, a.color_match) if a.paste_back else None
-    result, pictures = edit_photos(model, faces, model.encode_text(a.text), a.strength, a.remap_strength, paste)
-    frames = pixels(pictures)  # the PNGs' one host copy
+    with steps(["loading the model", "finding the faces", "editing"], a.quiet) as step:
+        model = CLIPInverter.from_bundle(a.model, a.device, a.precision)
+        step()
+        warn_about_model(model, a)
+        try:
+            faces = find_faces(img, model.device, a.face_index, a.if_no_face, aligned=a.no_align)
+        except FaceNotFoundError as e:
+            raise InputError(f"{e}; pass --no-align for a face crop that is already FFHQ-aligned, or "
+                             "--if-no-face passthrough to edit the whole photo") from None
+        step()
+        paste = Paste(a.feather, a.color_match) if a.paste_back else None
+        result, pictures = edit_photos(model, faces, model.encode_text(a.text), a.strength, a.remap_strength, paste)
+        frames = pixels(pictures)  # the PNGs' one host copy
     if a.save_raw:
         _save_raw(a.save_raw, result)
         a.written.append(a.save_raw)
@@ -92,6 +97,7 @@ def run_align(a) -> int:
     from ..images import load_image
     from ..photo import pixels
 
-    crops, alignment = align(load_image(a.image), a.size, a.face_index)
+    with steps(["finding the faces"], a.quiet):
+        crops, alignment = align(load_image(a.image), a.size, a.face_index)
     _write_pngs(a, pixels(crops), [f"face {face.face_index}" for face in alignment.faces])
     return 0

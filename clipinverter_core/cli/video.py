@@ -15,7 +15,7 @@ import os
 import sys
 
 from ..errors import CLIPInverterError, InputError
-from .common import add_device, warn_about_model
+from .common import add_device, add_quiet, warn_about_model
 
 H264_ENCODERS = ("libx264", "h264")  # FFmpeg's encoder names for H.264, in order of preference
 FALLBACK_ENCODER = "mpeg4"
@@ -43,7 +43,7 @@ def add_parser(sub) -> None:
     v.add_argument("--color-match", type=float, default=1.0, help="0..1: the face takes the frame's colours")
     v.add_argument("--batch", type=int, default=8, help="frames edited at once (memory: one chunk)")
     add_device(v)
-    v.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet(v)
     v.set_defaults(run=run)
 
 
