@@ -10,16 +10,16 @@ import sys
 from . import __version__
 from .cli import bench, bundles, evaluate, photos, train, video
 from .cli.checks import check_arguments
+from .cli.common import Parser
 from .errors import CLIPInverterError
 
 COMMAND_GROUPS = (bundles, photos, video, evaluate, train, bench)
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m clipinverter_core",
-                                 description="CLIPInverter: text-driven editing of face photos.")
+    ap = Parser(prog="python -m clipinverter_core", description="CLIPInverter: text-driven editing of face photos.")
     ap.add_argument("--version", action="version", version=f"clipinverter_core {__version__}")
-    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub = ap.add_subparsers(dest="cmd", required=True, parser_class=Parser)
     for group in COMMAND_GROUPS:
         group.add_parser(sub)
     return ap

@@ -24,7 +24,7 @@ MSG
   [ -f "$MODEL" ] || python -m clipinverter_core standin -o "$MODEL" --size 256
 fi
 python scripts/sample_photo.py out/sample_photo.png
-python -m clipinverter_core align --image out/sample_photo.png -o out/aligned_face.png
-python -m clipinverter_core edit --model "$MODEL" --image out/sample_photo.png --text "$TEXT" -o out/edited.png \
+python -m clipinverter_core align --input out/sample_photo.png -o out/aligned_face.png
+python -m clipinverter_core edit --model "$MODEL" --input out/sample_photo.png --text "$TEXT" -o out/edited.png \
   --paste-back
 echo "input: out/sample_photo.png   aligned: out/aligned_face.png   edit: \"$TEXT\"   output: out/edited.png"

@@ -93,7 +93,7 @@ def test_a_strength_beyond_the_slider_warns_in_one_line_and_edits(standin256, ph
 def test_a_still_image_given_to_edit_video_is_refused(standin256, photo, tmp_path, never_loads, capsys):
     err = one_line_error(capsys, main(["edit-video", "--model", standin256, "--input", photo, "--text", "a smile",
                                        "-o", str(tmp_path / "out.mp4")]))
-    assert "is a still image, not a video" in err and f"edit --image {photo}" in err
+    assert "is a still image, not a video" in err and f"edit --input {photo}" in err
 
 
 @pytest.fixture(scope="module")

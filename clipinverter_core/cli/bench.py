@@ -8,7 +8,7 @@ def add_parser(sub) -> None:
     b = sub.add_parser("bench", help="time the fast edit against the reference edit (same weights, same process)")
     b.add_argument("--model", default=None, help="bundle (.safetensors); default: stand-in random weights")
     b.add_argument("--size", type=int, default=1024, help="StyleGAN size of the stand-in weights")
-    b.add_argument("--batch", default="1", help="comma-separated batch sizes, e.g. 1,8,32")
+    b.add_argument("--batch-size", "--batch", default="1", help="batch sizes, comma-separated, e.g. 1,8,32")
     b.add_argument("--precision", default="fp32", help="precisions of the fast path, comma-separated: fp32,bf16,fp16")
     b.add_argument("--device", default="cpu", help="cpu or cuda")
     b.add_argument("--repeats", type=int, default=3, help="timed rounds after one warm-up round")
@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
 
 
 def run(a) -> int:
-    batches = [int(b) for b in str(a.batch).split(",") if b]
+    batches = [int(b) for b in str(a.batch_size).split(",") if b]
     precisions = [p for p in str(a.precision).split(",") if p]
     for p in precisions:
         if p not in ("fp32", "fp16", "bf16"):

@@ -10,7 +10,7 @@ from ..errors import InputError
 from ..inputs import STRENGTH_RANGE, check_prompts, check_strength
 
 STRENGTH_FLAGS = ("strength", "remap_strength")  # a number, or a list of them (evaluate)
-INPUT_FILES = ("image", "input", "model")         # files a command reads
+INPUT_FILES = ("input", "model")                  # what a command reads: a file, or a folder (evaluate)
 OUTPUTS = ("output", "save_raw", "out")           # files or folders a command writes (folders are made)
 
 
@@ -28,7 +28,7 @@ def check_arguments(a, warn=None) -> None:
         check_prompts([texts] if isinstance(texts, str) else list(texts))
     for name in INPUT_FILES:
         path = getattr(a, name, None)
-        if isinstance(path, str) and not os.path.isfile(path):
+        if isinstance(path, str) and not os.path.exists(path):
             raise FileNotFoundError(2, "no such file", path)
     for name in OUTPUTS:
         path = getattr(a, name, None)

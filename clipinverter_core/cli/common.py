@@ -7,6 +7,39 @@ import os
 import sys
 
 PRECISION_CHOICES = ("fp32", "fp16", "bf16")
+# The names scripts used before the CLI had one name per concept: they still parse, and --help does not show them.
+OLD_NAMES = {"--image": "--input", "--images": "--input", "--batch": "--batch-size", "--no-progress": "--quiet",
+             "--alexnet": "--lpips-alexnet"}
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """--help with every default shown (where the help text does not say it already) and without the old names."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS) and action.option_strings
+        if shown and "default" not in text and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+    def _format_action_invocation(self, action):
+        kept = [s for s in action.option_strings if s not in OLD_NAMES]
+        if kept != action.option_strings:
+            action = argparse.Action(kept, action.dest, nargs=action.nargs, metavar=action.metavar)
+        return super()._format_action_invocation(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """Every command's parser: the shared help format."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def add_input(p, help: str, *old: str) -> None:
+    """--input: what the command reads (a photo, a video, a folder); `old` names keep working."""
+    p.add_argument("--input", *old, dest="input", required=True, help=help)
 
 
 def face_index(text: str):
@@ -20,13 +53,14 @@ def face_index(text: str):
 
 def add_device(p, precision: bool = True) -> None:
     """--device (default: devices.default_device) and, for the edit commands, --precision."""
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available: CUDA, "
+                   "then MPS, then the CPU)")
     if precision:
         p.add_argument("--precision", default="fp32", choices=PRECISION_CHOICES)
 
 
-def add_quiet(p) -> None:
-    p.add_argument("--quiet", action="store_true", help="no progress bars or lines")
+def add_quiet(p, *old: str, default=False) -> None:
+    p.add_argument("--quiet", *old, action="store_true", default=default, help="no progress bars or lines")
 
 
 @contextlib.contextmanager

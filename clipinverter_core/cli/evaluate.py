@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from .common import add_device, add_quiet, warn_about_model
+from .common import add_device, add_input, add_quiet, warn_about_model
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 FILES = ("metrics.csv", "metrics.json", "sheet.png", "strength.png")
@@ -36,7 +36,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="measure edits of a folder of faces: CLIP score, direction, identity, "
                                         "LPIPS, FID/KID; a contact sheet and a strength plot")
     p.add_argument("--model", required=True, help="bundle (.safetensors)")
-    p.add_argument("--images", required=True, help="folder of face photos (or FFHQ-aligned crops with --no-align)")
+    add_input(p, "a folder of face photos (or FFHQ-aligned crops with --no-align)", "--images")
     p.add_argument("--text", required=True, action="append", help="a target description; repeat for several")
     p.add_argument("--strength", type=_strengths, default=[1.0], help="edit strengths, comma-separated (default 1)")
     p.add_argument("-o", "--output", required=True, help="report folder")
@@ -45,7 +45,7 @@ def add_parser(sub) -> None:
     p.add_argument("--source-text", default=SOURCE_TEXT,
                    help=f"neutral description of the inputs, for the directional score (default {SOURCE_TEXT!r})")
     p.add_argument("--arcface", help="model_ir_se50.pth (identity); default: looked for in models/clipinverter")
-    p.add_argument("--alexnet", help="alexnet-owt-7be5be79.pth (LPIPS); default: looked for in models/clipinverter")
+    p.add_argument("--lpips-alexnet", "--alexnet", dest="alexnet", help="alexnet-owt-7be5be79.pth (LPIPS); default: looked for in models/clipinverter")
     p.add_argument("--inception", help="Inception-v3 FID weights (FID, KID); default: looked for in "
                                        "models/clipinverter")
     add_device(p, precision=False)
@@ -69,14 +69,14 @@ def run(a) -> int:
     from ..photo import faces_of_photos
     from ..pipeline import CLIPInverter
 
-    paths = list_images(a.images)
+    paths = list_images(a.input)
     model = CLIPInverter.from_bundle(a.model, a.device)
     standin = warn_about_model(model, a, "the edits will not look like faces")
     kept, x = faces_of_photos(paths, model.device, a.no_align, warn=lambda m: print(m, file=sys.stderr))
     names = [os.path.basename(p) for p in kept]
     result = measure(model, names, x, a.text, a.strength, a.remap_strength, a.source_text, arcface=a.arcface,
                      alexnet=a.alexnet, inception=a.inception, progress=not a.quiet)
-    result.meta.update(model=os.path.basename(a.model), standin=standin, images=a.images,
+    result.meta.update(model=os.path.basename(a.model), standin=standin, images=a.input,
                        aligned_here=not a.no_align)
     for path in write_report(result, a.output):
         print(f"wrote {path}")

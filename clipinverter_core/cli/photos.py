@@ -1,13 +1,13 @@
 """`edit` and `align`: a photo through the photo flow (photo.py) to PNGs."""
 from __future__ import annotations
 
-from .common import add_device, add_quiet, face_index, numbered, steps, warn_about_model
+from .common import add_device, add_input, add_quiet, face_index, numbered, steps, warn_about_model
 
 
 def add_parser(sub) -> None:
     e = sub.add_parser("edit", help="edit a face photo with a text")
     e.add_argument("--model", required=True, help="bundle (.safetensors)")
-    e.add_argument("--image", required=True, help="input photo")
+    add_input(e, "the photo", "--image")
     e.add_argument("--text", required=True, action="append",
                    help="the target description; repeat for several edits of the same photo")
     e.add_argument("-o", "--output", required=True,
@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
     e.add_argument("--feather", type=float, default=0.1,
                    help="paste-back: width of the blend at the crop's edge, as a fraction of its side")
     e.add_argument("--color-match", type=float, default=1.0,
-                   help="paste-back: 0..1, how far the edited face takes the photo's colours at its border (1)")
+                   help="paste-back: 0..1, how far the edited face takes the photo's colours at its border")
     e.add_argument("--if-no-face", choices=("error", "passthrough"), default="error",
                    help="no face found: stop with an error (default), or edit the whole photo resized")
     add_device(e)
@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
     e.set_defaults(run=run_edit)
 
     g = sub.add_parser("align", help="write the FFHQ-aligned crop of a face in a photo")
-    g.add_argument("--image", required=True, help="input photo")
+    add_input(g, "the photo", "--image")
     g.add_argument("-o", "--output", required=True, help="output PNG (with --face-index all: OUT_0.png, ...)")
     g.add_argument("--size", type=int, default=256, help="crop side: 256 for the encoder, 1024 to look at")
     g.add_argument("--face-index", default="0", type=face_index, help="0 = the largest face (default), or 'all'")
@@ -49,7 +49,7 @@ def run_edit(a) -> int:
 
     if a.no_align and a.paste_back:
         raise InputError("--paste-back needs the alignment: drop --no-align")
-    img = load_image(a.image)
+    img = load_image(a.input)
     with steps(["loading the model", "finding the faces", "editing"], a.quiet) as step:
         model = CLIPInverter.from_bundle(a.model, a.device, a.precision)
         step()
@@ -98,6 +98,6 @@ def run_align(a) -> int:
     from ..photo import pixels
 
     with steps(["finding the faces"], a.quiet):
-        crops, alignment = align(load_image(a.image), a.size, a.face_index)
+        crops, alignment = align(load_image(a.input), a.size, a.face_index)
     _write_pngs(a, pixels(crops), [f"face {face.face_index}" for face in alignment.faces])
     return 0

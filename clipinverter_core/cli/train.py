@@ -4,12 +4,14 @@ Nothing heavy is imported until a command runs: the parser is built on every sta
 """
 from __future__ import annotations
 
+from .common import add_quiet
+
 import os
 
 LAMBDAS = ("id", "l2", "lpips", "w_norm", "clip", "cycle")
 # flags a resumed run may change (the rest are the run's own, read from its checkpoint)
 RESUME_OVERRIDES = ("max_steps", "device", "workers", "save_every", "val_every", "image_every", "board_every",
-                    "no_progress", "no_export")
+                    "quiet", "no_export")
 HPARAM_FLAGS = {"batch_size": "batch_size", "val_batch_size": "test_batch_size", "lr": "learning_rate", "max_steps": "max_steps",
                 "optimizer": "optim_name", "use_moco": "use_moco", **{f"{n}_lambda": f"{n}_lambda" for n in LAMBDAS}}
 SCHEDULE_DEFAULTS = {"save_every": 1000, "val_every": 10000, "image_every": 1000, "board_every": 50,
@@ -59,7 +61,7 @@ def add_parser(sub) -> None:
     for flag in ("save_every", "val_every", "image_every", "board_every"):
         r.add_argument(f"--{flag.replace('_', '-')}", type=int, help=f"({SCHEDULE_DEFAULTS[flag]}; 0: never)")
     r.add_argument("--workers", type=int, help="data loader processes per rank (2)")
-    r.add_argument("--no-progress", action="store_true", default=None)
+    add_quiet(r, "--no-progress", default=None)
     r.add_argument("--no-export", action="store_true", default=None, help="no bundle at the end of the run")
     t.set_defaults(run=run_train)
 
@@ -104,7 +106,7 @@ def new_config(a) -> dict:
                                    "image_every", "board_every")},
             "val_batches": a.val_batches,
             "fresh_adapter": bool(a.fresh_adapter), "fresh_remapper": bool(a.fresh_remapper),
-            "no_progress": bool(a.no_progress), "no_export": bool(a.no_export)}
+            "no_progress": bool(a.quiet), "no_export": bool(a.no_export)}
 
 
 def resumed_config(a) -> dict:
@@ -119,8 +121,10 @@ def resumed_config(a) -> dict:
                          + ", ".join("--" + k.replace("_", "-") for k in RESUME_OVERRIDES) + " may change")
     if a.max_steps is not None:
         cfg["hparams"]["max_steps"] = a.max_steps
-    cfg.update(_given(a, ("workers", "save_every", "val_every", "image_every", "board_every", "no_progress",
-                          "no_export")))
+    given = _given(a, ("workers", "save_every", "val_every", "image_every", "board_every", "quiet", "no_export"))
+    if "quiet" in given:
+        given["no_progress"] = given.pop("quiet")  # the run's config keeps the name it was saved under
+    cfg.update(given)
     cfg["out"] = os.path.abspath(a.resume)
     return cfg
 

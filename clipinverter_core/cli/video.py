@@ -15,7 +15,7 @@ import os
 import sys
 
 from ..errors import CLIPInverterError, InputError
-from .common import add_device, add_quiet, warn_about_model
+from .common import add_device, add_input, add_quiet, warn_about_model
 
 H264_ENCODERS = ("libx264", "h264")  # FFmpeg's encoder names for H.264, in order of preference
 FALLBACK_ENCODER = "mpeg4"
@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
     """Adds the `edit-video` subcommand to the CLI's subparsers."""
     v = sub.add_parser("edit-video", help="edit a face through a whole video (streamed with PyAV)")
     v.add_argument("--model", required=True, help="bundle (.safetensors)")
-    v.add_argument("--input", required=True, help="input video (anything FFmpeg reads)")
+    add_input(v, "the video (anything FFmpeg reads)")
     v.add_argument("-o", "--output", required=True, help="output video: .mp4, .mov or .mkv (H.264)")
     v.add_argument("--text", required=True, help="the target description")
     v.add_argument("--strength", type=float, default=1.0, help="edit strength alpha (1 = the paper)")
@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
                    help="frames without a face (after --hold): stop, or keep them unedited (default)")
     v.add_argument("--feather", type=float, default=0.1, help="width of the paste's blend, a fraction of the crop")
     v.add_argument("--color-match", type=float, default=1.0, help="0..1: the face takes the frame's colours")
-    v.add_argument("--batch", type=int, default=8, help="frames edited at once (memory: one chunk)")
+    v.add_argument("--batch-size", "--batch", type=int, default=8, help="frames edited at once (memory: one chunk)")
     add_device(v)
     add_quiet(v)
     v.set_defaults(run=run)
@@ -96,7 +96,7 @@ def _probe(path: str):
                 raise InputError(f"{path}: no video stream")
             s = c.streams.video[0]
             if c.format.name.endswith("_pipe") or (c.format.name == "image2" and "%" not in path):  # one picture
-                raise InputError(f"{path} is a still image, not a video: edit it with `edit --image {path}`")
+                raise InputError(f"{path} is a still image, not a video: edit it with `edit --input {path}`")
             return s.frames, s.average_rate or s.guessed_rate, s.codec_context.width, s.codec_context.height
     except av.error.FFmpegError as e:
         raise InputError(f"{path}: not a readable video ({e})") from None
@@ -153,7 +153,7 @@ def run(a) -> int:
 
         frames, done = video_frames(), 0
         with _bar(len(plan), "edit", a.quiet) as bar:
-            for pixels in edit_frames(model, frames, plan, text, a.batch, a.strength, a.remap_strength,
+            for pixels in edit_frames(model, frames, plan, text, a.batch_size, a.strength, a.remap_strength,
                                       Paste(a.feather, a.color_match)):
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
                 frame.pts = done
