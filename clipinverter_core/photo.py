@@ -9,6 +9,7 @@ Every conversion goes through images.py; `pixels` is the project's one quantiser
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -17,8 +18,9 @@ import torch
 
 from . import devices
 from .align import Alignment, FaceNotFoundError, align, to_unit_tensor
+from .align.video import crop_frame
 from .errors import InputError
-from .images import ENCODER_SIZE, generator_to_unit, pil_to_encoder_input, unit_to_signed, unit_to_uint8
+from .images import ENCODER_SIZE, generator_to_unit, load_image, pil_to_encoder_input, unit_to_signed, unit_to_uint8
 
 
 @dataclass
@@ -51,8 +53,6 @@ def faces_of_photos(paths: Iterable[str], device, aligned: bool = False, warn: C
                     ) -> tuple[list[str], torch.Tensor]:
     """(the paths kept, (N, 3, 256, 256) in [-1, 1]): each photo's largest face (or the crop as it is); photos
     without a face are left out with a warning."""
-    from .images import load_image
-
     kept, faces = [], []
     for path in paths:
         try:
@@ -89,23 +89,16 @@ def edit_frames(model, frames: Iterable[torch.Tensor], plan: list, t: torch.Tens
     """The streaming sibling of edit_photos for a clip: frames ((3, H, W) in [0, 1], one at a time) are taken
     `batch` at a time, cropped as `plan` (align/video.plan_clip) says, edited with `t` (1, 512), pasted back and
     yielded as (H, W, 3) uint8 frames. At most one chunk of frames, crops and edits is alive."""
-    from .align.video import crop_frame
-
     paste = paste or Paste()
-    pending, done = [], 0
-    for frame in frames:
-        if done + len(pending) >= len(plan):
-            break  # a frame the plan has not seen
-        pending.append(frame)
-        if len(pending) == batch:
-            yield from _edit_chunk(model, pending, plan, done, t, strength, remap_strength, paste, crop_frame)
-            done += len(pending)
-            pending = []
-    if pending:
-        yield from _edit_chunk(model, pending, plan, done, t, strength, remap_strength, paste, crop_frame)
+    frames = itertools.islice(frames, len(plan))  # frames the plan has not seen are not edited
+    for first in range(0, len(plan), batch):
+        chunk = list(itertools.islice(frames, batch))
+        if not chunk:
+            return
+        yield from _edit_chunk(model, chunk, plan, first, t, strength, remap_strength, paste)
 
 
-def _edit_chunk(model, frames, plan, first, t, strength, remap_strength, paste, crop_frame):
+def _edit_chunk(model, frames, plan, first, t, strength, remap_strength, paste):
     photos = devices.to_device(torch.stack(frames), model.device)
     crops, entries = [], []
     for k, frame in enumerate(photos):

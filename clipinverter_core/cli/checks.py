@@ -14,15 +14,14 @@ INPUT_FILES = ("input", "model")                  # what a command reads: a file
 OUTPUTS = ("output", "save_raw", "out")           # files or folders a command writes (folders are made)
 
 
-def check_arguments(a, warn=None) -> None:
-    """Raises InputError (or FileNotFoundError) for the first mistake; warns (one line each) about values the
-    nodes' sliders do not reach."""
-    warn = warn or (lambda m: print(m, file=sys.stderr))
+def check_arguments(a) -> None:
+    """Raises InputError (or FileNotFoundError) for the first mistake; warns on stderr (one line each) about
+    values the nodes' sliders do not reach."""
     if getattr(a, "device", None):
         from ..devices import usable_device
         usable_device(a.device)
     for name in STRENGTH_FLAGS:
-        _check_strengths(a, name, warn)
+        _check_strengths(a, name)
     texts = getattr(a, "text", None)
     if texts is not None:
         check_prompts([texts] if isinstance(texts, str) else list(texts))
@@ -36,7 +35,7 @@ def check_arguments(a, warn=None) -> None:
             check_writable(path)
 
 
-def _check_strengths(a, name: str, warn) -> None:
+def _check_strengths(a, name: str) -> None:
     values = getattr(a, name, None)
     if values is None:
         return
@@ -44,8 +43,8 @@ def _check_strengths(a, name: str, warn) -> None:
     lo, hi = STRENGTH_RANGE
     for v in values if isinstance(values, (list, tuple)) else [values]:
         if not check_strength(v, flag):
-            warn(f"warning: {flag} {v:g} is outside {lo:g}..{hi:g}, the range of the nodes' slider: expect a "
-                 "picture far from a face")
+            print(f"warning: {flag} {v:g} is outside {lo:g}..{hi:g}, the range of the nodes' slider: expect a "
+                  "picture far from a face", file=sys.stderr)
 
 
 def check_writable(path: str) -> None:

@@ -110,8 +110,6 @@ def run(a) -> int:
     from ..photo import Paste, edit_frames
     from ..pipeline import CLIPInverter
 
-    if not os.path.isfile(a.input):
-        raise FileNotFoundError(2, "no such file", a.input)
     fmt = CONTAINER_FORMATS.get(os.path.splitext(a.output)[1].lower())
     if fmt is None:
         raise InputError(f"the output must end in {', '.join(CONTAINER_FORMATS)}, not {a.output!r}")
