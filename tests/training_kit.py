@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import time
@@ -15,6 +16,7 @@ from clipinverter_core.training.losses import build
 from clipinverter_core.training.model import TrainingModel
 from clipinverter_core.training.step import Batch
 
+SMALL = 4096   # tensors up to this size are compared whole where the file stores them whole
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -68,3 +70,51 @@ class Timer:
 
     def __exit__(self, *exc):
         self.s = time.perf_counter() - self.t0
+
+
+class GradCheck:
+    """Compares gradients to a golden prefix (`<prefix>/norm|sum|full/<param>`) and keeps the worst errors."""
+
+    def __init__(self, g: dict, tol: float):
+        self.g, self.tol = g, tol
+        self.worst = {"norm": 0.0, "sum": 0.0, "full": 0.0}
+        self.errors: list[str] = []
+
+    def __call__(self, prefix: str, stats: dict[str, "Stats"], shapes: dict[str, torch.Size]) -> None:
+        g = self.g
+        head = f"{prefix}/norm/"
+        names = [k[len(head):] for k in g if k.startswith(head)]
+        assert sorted(names) == sorted(shapes), f"{prefix}: the file's tensors are not our trained ones"
+        for n in names:
+            st = stats.get(n) or Stats.of(None, shapes[n])
+            ref_norm = float(g[f"{prefix}/norm/{n}"])
+            self._note("norm", rel(st.norm, ref_norm), f"{prefix} norm {n}: ours {st.norm!r} official {ref_norm!r}")
+            scale = ref_norm * math.sqrt(st.numel)
+            err = abs(st.sum - float(g[f"{prefix}/sum/{n}"]))
+            self._note("sum", err / scale if scale else (0.0 if err == 0 else math.inf), f"{prefix} sum {n}")
+            if f"{prefix}/full/{n}" in g:
+                ref, ours = g[f"{prefix}/full/{n}"], st.full.numpy()
+                e = float(np.linalg.norm(ours - ref) / np.linalg.norm(ref)) if np.any(ref) else float(np.abs(ours).max())
+                self._note("full", e, f"{prefix} full {n}")
+
+    def _note(self, kind: str, e: float, what: str) -> None:
+        self.worst[kind] = max(self.worst[kind], e)
+        if not e <= self.tol:
+            self.errors.append(f"{what} (error {e:.2e})")
+
+
+class Stats:
+    """What the files keep of a gradient: norm, sum, and the whole tensor when small (float64, CPU)."""
+
+    def __init__(self, norm: float, sum_: float, numel: int, full: torch.Tensor | None):
+        self.norm, self.sum, self.numel, self.full = norm, sum_, numel, full
+
+    @classmethod
+    def of(cls, t: torch.Tensor | None, shape: torch.Size, small: int = SMALL) -> "Stats":
+        t = torch.zeros(shape, dtype=torch.float64) if t is None else t.detach().double().cpu()
+        return cls(float(t.norm()), float(t.sum()), t.numel(), t.clone() if t.numel() <= small else None)
+
+
+def summarise(tensors: dict[str, torch.Tensor | None], shapes: dict[str, torch.Size], small: int = SMALL
+              ) -> dict[str, Stats]:
+    return {n: Stats.of(tensors.get(n), shapes[n], small) for n in shapes}

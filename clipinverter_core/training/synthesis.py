@@ -87,9 +87,12 @@ def to_rgb(layer: ToRGB, x: torch.Tensor, style: torch.Tensor, skip: torch.Tenso
     return out if skip is None else out + blur(layer.upsample, skip)
 
 
-def synthesis(gen: Generator, conv_codes: torch.Tensor, rgb_codes: torch.Tensor) -> torch.Tensor:
-    """Generator.synthesis (stored noise, the official layer order) on the dense modulated convolution."""
+def synthesis(gen: Generator, conv_codes: torch.Tensor, rgb_codes: torch.Tensor, noise: bool = True) -> torch.Tensor:
+    """Generator.synthesis (the official layer order) on the dense modulated convolution, with the stored noise
+    buffers, or with every noise input zero (`noise=False`: NVlabs' noise_mode 'none')."""
     noises = [getattr(gen.noises, f"noise_{i}") for i in range(gen.n_conv)]
+    if not noise:
+        noises = [torch.zeros_like(n) for n in noises]
     out = styled_conv(gen.conv1, gen.input(conv_codes.shape[0]), conv_codes[:, 0], noises[0])
     skip = to_rgb(gen.to_rgb1, out, rgb_codes[:, 0], None)
     for j in range(gen.log_size - 2):

@@ -1,0 +1,146 @@
+"""Pivotal tuning: the generator's synthesis weights tuned so that G(w_pivot) reproduces the photo, the pivots
+fixed (CLIPINVERTER.md, "Pivotal tuning"; settings.py has the two official loops' defaults).
+
+One loop serves both official coaches: for each step, for each image in order: forward at its pivot, the loss
+(MSE + LPIPS against the image, plus the locality regulariser where it is on), zero_grad, then (one photo
+with an LPIPS stop: stop here when LPIPS <= the stop, as PTI's SingleIDCoach does) backward and an Adam step.
+One image with the photo defaults is SingleIDCoach; several are MultiIDCoach (no stop); the clip defaults are
+STIT's Coach. The generator given is never changed: a copy is tuned, and the result is the change of each tuned
+tensor (Tuning.deltas).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+from ..networks.stylegan2 import Generator
+from ..training.synthesis import synthesis
+from .regulariser import LocalityRegulariser
+from .settings import TuningSettings
+
+SYNTHESIS_PARAMETERS = ("input.", "conv1.", "to_rgb1.", "convs.", "to_rgbs.")  # not style.* (mapping), not the remapper
+
+
+@dataclass
+class Visit:
+    """One image's forward of one step: its losses (`loss` includes the regulariser; l2 and lpips are against the
+    image alone)."""
+    step: int
+    frame: int
+    loss: float
+    l2: float
+    lpips: float
+
+
+@dataclass
+class Tuning:
+    """The change of every tuned tensor of the generator (name -> tuned - base, on the CPU), how it was made, and
+    what it bought: each visit's losses. `base_sha256` names the bundle whose generator was tuned."""
+    deltas: dict[str, torch.Tensor]
+    settings: TuningSettings
+    visits: list[Visit] = field(default_factory=list)
+    base_sha256: str = ""
+    images: int = 1
+
+    def losses(self, which: str = "first") -> dict[str, float]:
+        """Mean l2 and lpips over the images at the first or the last step run."""
+        step = self.visits[0].step if which == "first" else self.visits[-1].step
+        vs = [v for v in self.visits if v.step == step]
+        return {"l2": sum(v.l2 for v in vs) / len(vs), "lpips": sum(v.lpips for v in vs) / len(vs)}
+
+    @property
+    def steps_run(self) -> int:
+        return self.visits[-1].step + 1 if self.visits else 0
+
+    def summary(self) -> str:
+        a, b = self.losses("first"), self.losses("last")
+        return (f"identity tuning ({self.settings.mode}, {self.images} image(s), {self.steps_run} step(s)): "
+                f"LPIPS {a['lpips']:.4f} -> {b['lpips']:.4f}, L2 {a['l2']:.4f} -> {b['l2']:.4f}")
+
+
+def synthesise(gen: Generator, w: torch.Tensor, noise: bool = True) -> torch.Tensor:
+    """G.synthesis(w, 'const') (`noise=False`: 'none'): the decoder on W+ codes, no remapper, differentiable
+    in the weights."""
+    conv_codes, rgb_codes = gen.split_wplus(w)
+    return synthesis(gen, conv_codes, rgb_codes, noise=noise)
+
+
+def synthesis_parameters(gen: Generator) -> dict[str, torch.nn.Parameter]:
+    """Every parameter the synthesis uses (constant input, conv weights, modulation, noise weights, activation
+    biases, ToRGB), by name."""
+    return {n: p for n, p in gen.named_parameters() if n.startswith(SYNTHESIS_PARAMETERS)}
+
+
+class PivotalTuner:
+    """Tunes a copy of `generator` (float64 stays float64, anything else is tuned in float32) with the LPIPS
+    network `lpips` ((a, b) -> (B,) in [-1, 1]) and `w_avg` (512,) for the regulariser's mapping."""
+
+    def __init__(self, generator: Generator, lpips, w_avg: torch.Tensor, settings: TuningSettings, draws=None):
+        self.settings = settings.checked()
+        p0 = next(generator.parameters())
+        dtype = torch.float64 if p0.dtype == torch.float64 else torch.float32
+        self.original = generator if p0.dtype == dtype else copy.deepcopy(generator).to(dtype)
+        self.gen = copy.deepcopy(self.original).requires_grad_(False)
+        self.params = synthesis_parameters(self.gen)
+        for p in self.params.values():
+            p.requires_grad_(True)
+        self.lpips = lpips
+        self.dtype, self.device = dtype, p0.device
+        self.opt = torch.optim.Adam(list(self.params.values()), lr=settings.lr, betas=tuple(settings.betas))
+        self.regulariser = LocalityRegulariser(self.original, w_avg.to(self.device, dtype), settings, lpips,
+                                               synthesise, draws) if settings.regulariser else None
+
+    def run(self, pivots: torch.Tensor, images: torch.Tensor, progress: Callable | None = None,
+            check: Callable | None = None, inspect: Callable | None = None) -> Tuning:
+        """pivots (F, n_latent, 512) with latent_avg; images (F, 3, size, size) in [-1, 1]. `progress(step,
+        steps, visit)` after each step; `check()` before each forward (raises to cancel); `inspect(visit, params)`
+        before each optimiser step, with the gradients in place (tests)."""
+        s, gen = self.settings, self.gen
+        size = gen.size
+        if images.ndim != 4 or images.shape[1:] != (3, size, size) or pivots.shape[0] != images.shape[0]:
+            raise InputError(f"tuning takes one (3, {size}, {size}) image per pivot, got images "
+                             f"{tuple(images.shape)} for pivots {tuple(pivots.shape)}")
+        pivots = pivots.to(self.device, self.dtype)
+        images = images.to(self.device, self.dtype)
+        frames = len(images)
+        stop = s.lpips_stop if s.mode == "photo" and frames == 1 else None
+        gen.train()
+        visits: list[Visit] = []
+        for step in range(s.steps):
+            for f in range(frames):
+                if check is not None:
+                    check()
+                pivot, x = pivots[f:f + 1], images[f:f + 1]
+                out = synthesise(gen, pivot)
+                l2 = F.mse_loss(out, x)
+                lp = self.lpips(out, x).mean()
+                loss = 0.0
+                if s.l2_weight > 0:
+                    loss = loss + l2 * s.l2_weight
+                if s.lpips_weight > 0:
+                    loss = loss + lp * s.lpips_weight
+                if self.regulariser is not None:
+                    loss = loss + self.regulariser(gen, pivot)
+                self.opt.zero_grad(set_to_none=True)
+                visit = Visit(step, f, float(loss.detach()), float(l2.detach()), float(lp.detach()))
+                visits.append(visit)
+                if stop is not None and visit.lpips <= stop:
+                    return self._result(visits, frames)
+                loss.backward()
+                if inspect is not None:
+                    inspect(visit, self.params)
+                self.opt.step()
+            if progress is not None:
+                progress(step + 1, s.steps, visits[-1])
+        return self._result(visits, frames)
+
+    def _result(self, visits: list[Visit], frames: int) -> Tuning:
+        self.gen.eval()
+        before = dict(self.original.named_parameters())
+        deltas = {n: (p.detach() - before[n]).contiguous().cpu() for n, p in self.params.items()}
+        return Tuning(deltas, self.settings, visits, images=frames)
