@@ -55,6 +55,7 @@ class CLIPInverter:
         self.enc_dtype = torch.float32 if mixed and precision == "bf16" else self.dtype
         self.precision = precision
         self.metadata = bundle.metadata
+        self.bundle_path = bundle.path
         self.size = bundle.stylegan_size
         self.n_latent = n_latent_for(self.size)
         self.encoder = self.adapter = self.generator = self._clip = None

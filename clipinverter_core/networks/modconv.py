@@ -105,8 +105,7 @@ class ModulatedConv2d(nn.Module):
     def fuse(self) -> None:
         """Precomputes sum_k weight^2 per (in, out) channel pair: demodulation becomes a (B, C) @ (C, O)
         product of squared (scaled) styles, with no per-sample weight tensor."""
-        self.register_buffer("weight_sq", weight_sq_sum(self.weight[0].float()).contiguous().to(self.weight.dtype),
-                             persistent=False)
+        self.refresh()
         # Same values, stored in the layout the channels_last convolution reads (the conv would otherwise copy
         # the weight on every call): channels_last for conv2d, and for conv_transpose2d's (in, out, k, k) view.
         cl = torch.channels_last
@@ -114,6 +113,12 @@ class ModulatedConv2d(nn.Module):
             self.weight.data = self.weight.data[0].transpose(0, 1).contiguous(memory_format=cl).transpose(0, 1)[None]
         else:
             self.weight.data = self.weight.data[0].contiguous(memory_format=cl)[None]
+
+    def refresh(self) -> None:
+        """Derives the fused form's `weight_sq` from the weight again: after the weight changed (tuned weights
+        applied, a ComfyUI patch)."""
+        self.register_buffer("weight_sq", weight_sq_sum(self.weight[0].float()).contiguous().to(self.weight.dtype),
+                             persistent=False)
 
     def fused_conv(self, x: torch.Tensor, style: torch.Tensor, bias: torch.Tensor | None = None,
                    gain: float = 1.0) -> torch.Tensor:

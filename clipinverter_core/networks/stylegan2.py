@@ -105,6 +105,14 @@ class Generator(CLIPRemapper, nn.Module):
             self._stack_remapper()
         return self
 
+    def refresh(self) -> None:
+        """After the synthesis weights changed in place (tuned weights, ComfyUI patches): derives the fused
+        form's buffers from them again. Nothing to do on the official form."""
+        if self.fused:
+            for m in self.modules():
+                if isinstance(m, ModulatedConv2d):
+                    m.refresh()
+
     # --- codes -----------------------------------------------------------------------------------------
     def split_wplus(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """W+ (B, n_latent, 512) -> (conv_codes (B, n_conv, 512), rgb_codes (B, n_rgb, 512))."""

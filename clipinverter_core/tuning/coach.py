@@ -40,25 +40,21 @@ class Visit:
 @dataclass
 class Tuning:
     """The change of every tuned tensor of the generator (name -> tuned - base, on the CPU), how it was made, and
-    what it bought: each visit's losses. `base_sha256` names the bundle whose generator was tuned."""
+    what it bought: the mean L2 and LPIPS against the images before tuning (`first`, the first step's forwards)
+    and after it (`last`, the tuned generator at every pivot); `visits`: every visit's losses, kept in memory
+    only. `base_sha256` names the bundle whose generator was tuned."""
     deltas: dict[str, torch.Tensor]
     settings: TuningSettings
-    visits: list[Visit] = field(default_factory=list)
+    images: int
+    steps_run: int
+    first: dict[str, float]
+    last: dict[str, float]
     base_sha256: str = ""
-    images: int = 1
+    visits: list[Visit] = field(default_factory=list)
 
-    def losses(self, which: str = "first") -> dict[str, float]:
-        """Mean l2 and lpips over the images at the first or the last step run."""
-        step = self.visits[0].step if which == "first" else self.visits[-1].step
-        vs = [v for v in self.visits if v.step == step]
-        return {"l2": sum(v.l2 for v in vs) / len(vs), "lpips": sum(v.lpips for v in vs) / len(vs)}
-
-    @property
-    def steps_run(self) -> int:
-        return self.visits[-1].step + 1 if self.visits else 0
 
     def summary(self) -> str:
-        a, b = self.losses("first"), self.losses("last")
+        a, b = self.first, self.last
         return (f"identity tuning ({self.settings.mode}, {self.images} image(s), {self.steps_run} step(s)): "
                 f"LPIPS {a['lpips']:.4f} -> {b['lpips']:.4f}, L2 {a['l2']:.4f} -> {b['l2']:.4f}")
 
@@ -76,6 +72,18 @@ def synthesis_parameters(gen: Generator) -> dict[str, torch.nn.Parameter]:
     return {n: p for n, p in gen.named_parameters() if n.startswith(SYNTHESIS_PARAMETERS)}
 
 
+def normal_tensors(module: torch.nn.Module) -> torch.nn.Module:
+    """The module with every parameter and buffer made in inference mode (a ComfyUI load) replaced, in place, by
+    a normal copy: autograd cannot save inference tensors for the backward."""
+    for m in module.modules():
+        for store in (m._parameters, m._buffers):
+            for name, t in store.items():
+                if t is not None and t.is_inference():
+                    copy_ = t.detach().clone()
+                    store[name] = torch.nn.Parameter(copy_, t.requires_grad) if isinstance(t, torch.nn.Parameter) else copy_
+    return module
+
+
 class PivotalTuner:
     """Tunes a copy of `generator` (float64 stays float64, anything else is tuned in float32) with the LPIPS
     network `lpips` ((a, b) -> (B,) in [-1, 1]) and `w_avg` (512,) for the regulariser's mapping."""
@@ -84,15 +92,16 @@ class PivotalTuner:
         self.settings = settings.checked()
         p0 = next(generator.parameters())
         dtype = torch.float64 if p0.dtype == torch.float64 else torch.float32
-        self.original = generator if p0.dtype == dtype else copy.deepcopy(generator).to(dtype)
-        self.gen = copy.deepcopy(self.original).requires_grad_(False)
-        self.params = synthesis_parameters(self.gen)
-        for p in self.params.values():
-            p.requires_grad_(True)
-        self.lpips = lpips
+        with torch.inference_mode(False):  # ComfyUI runs nodes in inference mode; autograd needs normal tensors
+            self.original = generator if p0.dtype == dtype else copy.deepcopy(generator).to(dtype)
+            self.gen = normal_tensors(copy.deepcopy(self.original)).requires_grad_(False)
+            self.params = synthesis_parameters(self.gen)
+            for p in self.params.values():
+                p.requires_grad_(True)
+            self.lpips = normal_tensors(lpips)
         self.dtype, self.device = dtype, p0.device
         self.opt = torch.optim.Adam(list(self.params.values()), lr=settings.lr, betas=tuple(settings.betas))
-        self.regulariser = LocalityRegulariser(self.original, w_avg.to(self.device, dtype), settings, lpips,
+        self.regulariser = LocalityRegulariser(self.original, w_avg.to(self.device, dtype), settings, self.lpips,
                                                synthesise, draws) if settings.regulariser else None
 
     def run(self, pivots: torch.Tensor, images: torch.Tensor, progress: Callable | None = None,
@@ -100,13 +109,17 @@ class PivotalTuner:
         """pivots (F, n_latent, 512) with latent_avg; images (F, 3, size, size) in [-1, 1]. `progress(step,
         steps, visit)` after each step; `check()` before each forward (raises to cancel); `inspect(visit, params)`
         before each optimiser step, with the gradients in place (tests)."""
-        s, gen = self.settings, self.gen
-        size = gen.size
+        size = self.gen.size
         if images.ndim != 4 or images.shape[1:] != (3, size, size) or pivots.shape[0] != images.shape[0]:
             raise InputError(f"tuning takes one (3, {size}, {size}) image per pivot, got images "
                              f"{tuple(images.shape)} for pivots {tuple(pivots.shape)}")
-        pivots = pivots.to(self.device, self.dtype)
-        images = images.to(self.device, self.dtype)
+        with torch.inference_mode(False), torch.enable_grad():
+            pivots = pivots.to(self.device, self.dtype).clone()
+            images = images.to(self.device, self.dtype).clone()
+            return self._run(pivots, images, progress, check, inspect)
+
+    def _run(self, pivots, images, progress, check, inspect) -> Tuning:
+        s, gen = self.settings, self.gen
         frames = len(images)
         stop = s.lpips_stop if s.mode == "photo" and frames == 1 else None
         gen.train()
@@ -130,17 +143,28 @@ class PivotalTuner:
                 visit = Visit(step, f, float(loss.detach()), float(l2.detach()), float(lp.detach()))
                 visits.append(visit)
                 if stop is not None and visit.lpips <= stop:
-                    return self._result(visits, frames)
+                    return self._result(visits, pivots, images)
                 loss.backward()
                 if inspect is not None:
                     inspect(visit, self.params)
                 self.opt.step()
             if progress is not None:
                 progress(step + 1, s.steps, visits[-1])
-        return self._result(visits, frames)
+        return self._result(visits, pivots, images)
 
-    def _result(self, visits: list[Visit], frames: int) -> Tuning:
+    def _result(self, visits: list[Visit], pivots: torch.Tensor, images: torch.Tensor) -> Tuning:
         self.gen.eval()
         before = dict(self.original.named_parameters())
         deltas = {n: (p.detach() - before[n]).contiguous().cpu() for n, p in self.params.items()}
-        return Tuning(deltas, self.settings, visits, images=frames)
+        first = [v for v in visits if v.step == 0]
+        after = [self._losses(p[None], x[None]) for p, x in zip(pivots, images)]
+        return Tuning(deltas, self.settings, len(images), visits[-1].step + 1,
+                      {"l2": sum(v.l2 for v in first) / len(first), "lpips": sum(v.lpips for v in first) / len(first)},
+                      {"l2": sum(a[0] for a in after) / len(after), "lpips": sum(a[1] for a in after) / len(after)},
+                      visits=visits)
+
+    @torch.no_grad()
+    def _losses(self, pivot: torch.Tensor, x: torch.Tensor) -> tuple[float, float]:
+        """(L2, LPIPS) of the tuned generator at `pivot` against `x`."""
+        out = synthesise(self.gen, pivot)
+        return float(F.mse_loss(out, x)), float(self.lpips(out, x).mean())
