@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import math
 
-import numpy as np
 import pytest
 import torch
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 
-import torch
 
 from .. import __version__
 from ..errors import CheckpointError
