@@ -45,6 +45,15 @@ class EditResult:
     latent: Latent                # w_hat with the remapped conv codes
     image: torch.Tensor           # (B, 3, size, size), unclamped
 
+    @staticmethod
+    def cat(results: list["EditResult"]) -> "EditResult":
+        """The results of several edits as one batch, in order."""
+        convs = [r.latent.conv for r in results]
+        conv = None if any(c is None for c in convs) else torch.cat(convs)
+        return EditResult(torch.cat([r.text_embedding for r in results]), torch.cat([r.w for r in results]),
+                          torch.cat([r.w_hat for r in results]), Latent(torch.cat([r.latent.w for r in results]), conv),
+                          torch.cat([r.image for r in results]))
+
 
 def level_rows(levels, n_latent: int) -> list[int]:
     """The W+ rows each level's heads write: coarse [0, 3) from c3, medium [3, 7) from p2, fine [7, n) from p1."""

@@ -2,6 +2,7 @@
 once for every caller (the CLI's edit, edit-video and evaluate; the API).
 
     photo (PIL) --find_faces--> Faces (encoder input in [-1, 1], the photo, the Alignment)
+          --face_targets--> the same faces at the generator's side (what identity tuning reproduces)
           --edit_photos--> edited faces in [0, 1], or the whole photo with them pasted back --pixels--> uint8
     frames --edit_frames--> the same, a chunk of frames at a time, the crops planned by align/video.py
 
@@ -18,16 +19,20 @@ import torch
 
 from . import devices
 from .align import Alignment, FaceNotFoundError, align, to_unit_tensor
+from .align.crops import passthrough_crop
 from .align.video import crop_frame
+from .align.warp import align_quad
+from .batching import pair_indices
 from .errors import InputError
 from .images import ENCODER_SIZE, generator_to_unit, load_image, pil_to_encoder_input, unit_to_signed, unit_to_uint8
+from .latents import EditResult
 
 
 @dataclass
 class Faces:
     """The faces of one photo, ready for the encoder."""
     x: torch.Tensor                  # (N, 3, 256, 256) in [-1, 1], on the model's device
-    photo: torch.Tensor | None       # (1, 3, H, W) in [0, 1], the photo they came from; None for a crop as it is
+    photo: torch.Tensor | None       # (1, 3, H, W) in [0, 1], the photo they came from (or the crop as it is)
     alignment: Alignment | None      # where each face sits in the photo; None for a crop as it is
 
 
@@ -43,10 +48,23 @@ def find_faces(img, device, face_index: int | str = 0, if_no_face: str = "error"
     as the official transforms do). Otherwise FFHQ alignment of `face_index` (0 = the largest, or 'all');
     `if_no_face` 'error' raises FaceNotFoundError, 'passthrough' takes the whole photo, resized."""
     if aligned:
-        return Faces(devices.to_device(pil_to_encoder_input(img), device), None, None)
+        return Faces(devices.to_device(pil_to_encoder_input(img), device), to_unit_tensor(img, device), None)
     photo = to_unit_tensor(img, device)
     crops, alignment = align(photo, ENCODER_SIZE, face_index, if_no_face)
     return Faces(unit_to_signed(crops), photo, alignment)
+
+
+def face_targets(faces: Faces, size: int) -> torch.Tensor:
+    """The faces again at `size` (the generator's side) in [-1, 1], what identity tuning reproduces: cropped from
+    the photo along the same quads (sharper than the encoder's 256 crop enlarged); a pass-through, or a crop
+    given aligned, is the photo resized."""
+    if faces.photo is None:
+        raise InputError("identity tuning needs the photo the faces came from")
+    if faces.alignment is None:
+        return unit_to_signed(passthrough_crop(0, faces.photo[0], size)[0][None])
+    crops = [passthrough_crop(0, faces.photo[e.batch_index], size)[0] if e.passthrough
+             else align_quad(faces.photo[e.batch_index], e.quad, size)[0] for e in faces.alignment.faces]
+    return unit_to_signed(torch.stack(crops))
 
 
 def faces_of_photos(paths: Iterable[str], device, aligned: bool = False, warn: Callable[[str], None] = print
@@ -68,13 +86,19 @@ def faces_of_photos(paths: Iterable[str], device, aligned: bool = False, warn: C
 
 
 def edit_photos(model, faces: Faces, t: torch.Tensor, strength: float = 1.0, remap_strength: float = 1.0,
-                paste: Paste | None = None):
+                paste: Paste | None = None, models: list | None = None):
     """(EditResult, pictures in [0, 1] (B, 3, H, W)): the faces edited with the text embeddings `t` (one, or
     one per face, or one face and many prompts: batching.pair_indices), each face alone or, with `paste`, the
-    photo with the edited faces pasted back."""
+    photo with the edited faces pasted back. `models`: one model per face (identity tuning gives each person a
+    generator of their own); otherwise `model` edits every face."""
     from .align import paste_edits  # looked up at the call: a test stands in for it to interrupt an edit
 
-    result = model.edit(faces.x, t, strength=strength, remap_strength=remap_strength)
+    if models is None:
+        result = model.edit(faces.x, t, strength=strength, remap_strength=remap_strength)
+    else:
+        idx_x, idx_t = pair_indices(len(faces.x), len(t))
+        result = EditResult.cat([models[i].edit(faces.x[i:i + 1], t[j:j + 1], strength=strength,
+                                                remap_strength=remap_strength) for i, j in zip(idx_x, idx_t)])
     pictures = generator_to_unit(result.image.float())
     if paste is not None:
         if faces.alignment is None:

@@ -44,7 +44,8 @@ def _resize(image: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(image, size=hw, mode="bilinear", align_corners=False, antialias=True)
 
 
-def _passthrough(b: int, image: torch.Tensor, size: int) -> tuple[torch.Tensor, FaceAlignment]:
+def passthrough_crop(b: int, image: torch.Tensor, size: int) -> tuple[torch.Tensor, FaceAlignment]:
+    """The whole photo (3, H, W), resized to size x size, as the crop of photo `b` where no face was found."""
     _, h, w = image.shape
     sx, sy = w / size, h / size
     matrix = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
@@ -75,7 +76,7 @@ def align(image, size: int = 256, face_index: int | str = 0, on_missing: str = "
         found = order_faces(faces[b] if faces is not None else detect_faces(photo), face_order)
         if not found:
             if on_missing == "passthrough":
-                crop, entry = _passthrough(b, photo, size)
+                crop, entry = passthrough_crop(b, photo, size)
                 crops.append(crop)
                 entries.append(entry)
                 continue

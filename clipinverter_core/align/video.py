@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from .crops import _passthrough, to_unit_tensor
+from .crops import passthrough_crop, to_unit_tensor
 from .detect import Face, FaceNotFoundError, detect_faces, order_faces
 from .geometry import Alignment, FaceAlignment, crop_corners
 from .track import DETECTED, HELD, check_options, find_cuts, follow, frame_signature, smoothed_quads
@@ -70,7 +70,7 @@ def crop_frame(frame: torch.Tensor, t: int, planned: list[PlannedCrop], size: in
     crops, entries = [], []
     for p in planned:
         if p.quad is None:
-            crop, entry = _passthrough(t, frame, size)
+            crop, entry = passthrough_crop(t, frame, size)
         else:
             crop, matrix = align_quad(frame, p.quad, size)
             entry = FaceAlignment(t, p.track, size, tuple(frame.shape[1:]), matrix,

@@ -10,8 +10,8 @@ from ..errors import InputError
 from ..inputs import STRENGTH_RANGE, check_prompts, check_strength
 
 STRENGTH_FLAGS = ("strength", "remap_strength")  # a number, or a list of them (evaluate)
-INPUT_FILES = ("input", "model")                  # what a command reads: a file, or a folder (evaluate)
-OUTPUTS = ("output", "save_raw", "out")           # files or folders a command writes (folders are made)
+INPUT_FILES = ("input", "model", "tuning")        # what a command reads: a file, or a folder (evaluate)
+OUTPUTS = ("output", "save_raw", "out", "save_tuning")  # files or folders a command writes (folders are made)
 
 
 def check_arguments(a) -> None:
@@ -33,6 +33,9 @@ def check_arguments(a) -> None:
         path = getattr(a, name, None)
         if isinstance(path, str):
             check_writable(path)
+    if hasattr(a, "refine_identity"):
+        from .identity import check_tuning_args
+        check_tuning_args(a)
 
 
 def _check_strengths(a, name: str) -> None:

@@ -78,9 +78,9 @@ def steps(names: list[str], quiet: bool = False):
         yield next_step
 
 
-def numbered(path: str, n: int) -> list[str]:
-    """One output path, or OUT_0.png, OUT_1.png, ... for n outputs."""
-    return [path] if n == 1 else [f"{os.path.splitext(path)[0]}_{k}.png" for k in range(n)]
+def numbered(path: str, n: int, ext: str = ".png") -> list[str]:
+    """One output path, or OUT_0.png, OUT_1.png, ... (`ext`) for n outputs."""
+    return [path] if n == 1 else [f"{os.path.splitext(path)[0]}_{k}{ext}" for k in range(n)]
 
 
 def warn_about_model(model, a, what: str = "the output will not look like a face") -> bool:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .common import add_device, add_input, add_quiet, face_index, numbered, steps, warn_about_model
+from .identity import add_tuning_args
 
 
 def add_parser(sub) -> None:
@@ -28,7 +29,9 @@ def add_parser(sub) -> None:
     add_device(e)
     add_quiet(e)
     e.add_argument("--save-raw", metavar="RAW", help="also write float32 text_embedding, w, w_hat, image "
-                   "(unclamped) to this .safetensors file")
+                   "(unclamped) and, with identity tuning, tuning_losses (first L2, first LPIPS, last L2, last "
+                   "LPIPS per tuning) to this .safetensors file")
+    add_tuning_args(e, "photo")
     e.set_defaults(run=run_edit)
 
     g = sub.add_parser("align", help="write the FFHQ-aligned crop of a face in a photo")
@@ -46,11 +49,13 @@ def run_edit(a) -> int:
     from ..images import load_image
     from ..photo import Paste, edit_photos, find_faces, pixels
     from ..pipeline import CLIPInverter
+    from .identity import tuned_models
 
     if a.no_align and a.paste_back:
         raise InputError("--paste-back needs the alignment: drop --no-align")
     img = load_image(a.input)
-    with steps(["loading the model", "finding the faces", "editing"], a.quiet) as step:
+    names = ["loading the model", "finding the faces"] + (["tuning the identity"] if a.refine_identity else [])
+    with steps(names + ["editing"], a.quiet) as step:
         model = CLIPInverter.from_bundle(a.model, a.device, a.precision)
         step()
         warn_about_model(model, a)
@@ -60,23 +65,31 @@ def run_edit(a) -> int:
             raise InputError(f"{e}; pass --no-align for a face crop that is already FFHQ-aligned, or "
                              "--if-no-face passthrough to edit the whole photo") from None
         step()
+        models, tunings = tuned_models(model, faces, a)
+        if a.refine_identity:
+            step()
         paste = Paste(a.feather, a.color_match) if a.paste_back else None
-        result, pictures = edit_photos(model, faces, model.encode_text(a.text), a.strength, a.remap_strength, paste)
+        result, pictures = edit_photos(model, faces, model.encode_text(a.text), a.strength, a.remap_strength, paste,
+                                       models)
         frames = pixels(pictures)  # the PNGs' one host copy
     if a.save_raw:
-        _save_raw(a.save_raw, result)
+        _save_raw(a.save_raw, result, tunings)
         a.written.append(a.save_raw)
     _write_pngs(a, frames)
     return 0
 
 
-def _save_raw(path: str, result) -> None:
+def _save_raw(path: str, result, tunings=()) -> None:
+    import torch
     from safetensors.torch import save_file
 
     from .. import devices
     from ..fileio import atomic_output
 
     raw = {"text_embedding": result.text_embedding, "w": result.w, "w_hat": result.w_hat, "image": result.image}
+    if tunings:
+        raw["tuning_losses"] = torch.tensor([[t.first["l2"], t.first["lpips"], t.last["l2"], t.last["lpips"]]
+                                             for t in tunings], dtype=torch.float32)
     with atomic_output(path) as tmp:
         save_file({k: v.contiguous() for k, v in devices.to_host(raw).items()}, tmp)
 

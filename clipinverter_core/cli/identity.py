@@ -1,0 +1,105 @@
+"""The identity-tuning flags (pivotal tuning, clipinverter_core/tuning) shared by edit, edit-video and evaluate,
+and what they do between finding the faces and editing them."""
+from __future__ import annotations
+
+import sys
+
+MODES_HELP = {"photo": "PTI: each face tunes a generator of its own", "clip": "STIT: the clip's crops tune one"}
+
+
+def add_tuning_args(p, mode: str) -> None:
+    from ..tuning.settings import defaults
+
+    d = defaults(mode)
+    g = p.add_argument_group(f"identity tuning (pivotal tuning, {MODES_HELP[mode]})")
+    g.add_argument("--refine-identity", action="store_true",
+                   help="tune the generator to the input before editing, so the edit keeps the person (the e4e "
+                        "inversion alone loses identity); about a second per step at 256 on a GPU, more on a CPU")
+    g.add_argument("--tune-steps", type=int, default=d.steps, help="tuning steps")
+    g.add_argument("--tune-lr", type=float, default=d.lr, help="tuning learning rate (Adam)")
+    if mode == "photo":
+        g.add_argument("--tune-lpips-stop", type=float, default=d.lpips_stop,
+                       help="stop once the reconstruction's LPIPS is at most this (PTI's; 0: run every step)")
+    g.add_argument("--tuning", metavar="FILE", help="edit with tuned weights saved before (--save-tuning), made on "
+                   "this bundle, instead of tuning now")
+    g.add_argument("--save-tuning", metavar="FILE",
+                   help="write the tuned weights (.safetensors; several faces: FILE_0, FILE_1, ...)")
+    g.add_argument("--lpips-alexnet", "--alexnet", dest="alexnet", metavar="FILE",
+                   help="alexnet-owt-7be5be79.pth, the LPIPS network of the tuning (default: looked for in "
+                        "models/clipinverter)")
+
+
+def check_tuning_args(a) -> None:
+    """Before anything loads: the flags agree, and the LPIPS network is there when tuning."""
+    from ..errors import InputError
+    from ..lossnets import find_loss_file
+
+    if a.tuning and a.refine_identity:
+        raise InputError("--tuning FILE edits with weights tuned before, --refine-identity tunes now: use one")
+    if a.save_tuning and not a.refine_identity:
+        raise InputError("--save-tuning writes what --refine-identity tunes: add --refine-identity")
+    if a.refine_identity:
+        settings_of(a, "photo")
+        find_loss_file("alexnet", a.alexnet)
+
+
+def settings_of(a, mode: str):
+    from ..tuning.settings import defaults
+
+    stop = getattr(a, "tune_lpips_stop", None)
+    changes = {"lpips_stop": stop or None} if mode == "photo" else {}
+    return defaults(mode).replace(steps=a.tune_steps, lr=a.tune_lr, **changes)
+
+
+def tuned_models(model, faces, a, mode: str = "photo") -> tuple[list | None, list]:
+    """(the models that edit `faces` (photo.Faces), one per face, the tunings made): (None, []) where no tuning
+    was asked for; with --tuning, the saved tuned weights for every face; with --refine-identity, in photo mode
+    one tuning per face (each face is a person), in clip mode one for all. Prints what each tuning bought, and
+    saves them with --save-tuning."""
+    from ..photo import face_targets
+    from ..tuning import load_tuning, refine_identity, save_tuning, with_tuning
+    from .common import numbered
+
+    if a.tuning:
+        tuning = load_tuning(a.tuning)
+        return [with_tuning(model, tuning)] * len(faces.x), [tuning]
+    if not a.refine_identity:
+        return None, []
+    settings = settings_of(a, mode)
+    targets = face_targets(faces, model.size)
+    groups = [slice(k, k + 1) for k in range(len(faces.x))] if mode == "photo" else [slice(0, len(faces.x))]
+    paths = numbered(a.save_tuning, len(groups), ".safetensors") if a.save_tuning else [None] * len(groups)
+    models, tunings = [], []
+    for k, (part, path) in enumerate(zip(groups, paths)):
+        with _progress(settings.steps, f"tuning face {k}" if len(groups) > 1 else "tuning", a.quiet) as progress:
+            tuning = refine_identity(model, faces.x[part], targets[part], settings, alexnet=a.alexnet,
+                                     progress=progress)
+        print(tuning.summary(), file=sys.stderr)
+        tunings.append(tuning)
+        if path:
+            save_tuning(path, tuning)
+            a.written.append(path)
+            print(f"wrote {path} (tuned weights)")
+        models += [with_tuning(model, tuning)] * (part.stop - part.start)
+    return models, tunings
+
+
+class _progress:
+    """A tqdm line over the tuning's steps (terminal only), with the last LPIPS."""
+
+    def __init__(self, total: int, desc: str, quiet: bool):
+        self.total, self.desc, self.quiet = total, desc, quiet
+
+    def __enter__(self):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.total, desc=self.desc, unit="step", file=sys.stderr, leave=False,
+                        disable=True if self.quiet else None)
+        return self
+
+    def __call__(self, step: int, steps: int, visit) -> None:
+        self.bar.update(step - self.bar.n)
+        self.bar.set_postfix_str(f"LPIPS {visit.lpips:.4f}", refresh=False)
+
+    def __exit__(self, *exc):
+        self.bar.close()
