@@ -5,7 +5,8 @@
 
 loader.py (bundle -> model), align.py (photos -> aligned crops, edits -> photos), encode.py (texts, reference
 pictures -> embeddings), edit.py (faces -> codes -> remapped codes), decode.py (codes -> IMAGE), latents.py (blend,
-save, load), metrics.py (Edit Metrics: scores of edits), images.py (IMAGE <-> the core's pictures), memory.py
+save, load), identity.py (Refine Identity, Save and Load Tuning: a generator tuned to a person), metrics.py (Edit
+Metrics: scores of edits), images.py (IMAGE <-> the core's pictures), memory.py
 (ComfyUI model management and the batch loop), paths.py (the clipinverter model folder), types.py (socket types).
 Nothing here loads weights at import.
 """
@@ -17,13 +18,15 @@ from .align import AlignFace, PasteBack
 from .decode import Decode
 from .edit import InvertEdit, InvertOnly, Remap
 from .encode import EncodeImage, EncodeText
+from .identity import LoadTuning, RefineIdentity, SaveTuning
 from .latents import BlendLatents, LoadLatent, SaveLatent
 from .loader import LoadInverter
 from .metrics import EditMetrics
 from .paths import register_model_folder
 
 NODES: list[type[io.ComfyNode]] = [LoadInverter, AlignFace, EncodeText, EncodeImage, InvertEdit, InvertOnly, Remap,
-                                   Decode, PasteBack, BlendLatents, SaveLatent, LoadLatent, EditMetrics]
+                                   Decode, PasteBack, BlendLatents, SaveLatent, LoadLatent, EditMetrics, RefineIdentity,
+                                   SaveTuning, LoadTuning]
 
 register_model_folder()  # before any schema lists the folder's files
 

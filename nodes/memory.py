@@ -9,6 +9,7 @@ check per chunk; an out-of-memory error frees the other models and halves the ch
 """
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Callable, Sequence
 
@@ -51,6 +52,23 @@ class LoadedInverter:
         self.modules = InverterModules(inverter)
         self.patcher = comfy.model_patcher.ModelPatcher(self.modules, load_device=load_device,
                                                         offload_device=offload_device)
+        self.tunings: tuple = ()  # (Tuning, strength) pairs this model's patches carry, in order
+
+    def with_tuning(self, tuning, strength: float = 1.0) -> "LoadedInverter":
+        """The same networks with a tuned generator, the ComfyUI way: a clone of the ModelPatcher whose weight
+        patches are the tuning's changes ("diff" patches, times `strength`), so the base weights stay loaded once
+        and ComfyUI swaps the patches in and out as either model runs."""
+        from ..clipinverter_core.tuning import check_base
+
+        check_base(self.inverter, tuning)
+        tuned = copy.copy(self)
+        tuned.patcher = self.patcher.clone()
+        patches = {f"generator.{k}": (d,) for k, d in tuning.deltas.items()}
+        applied = tuned.patcher.add_patches(patches, strength)
+        if len(applied) != len(patches):
+            raise CheckpointError(f"{len(patches) - len(applied)} tuned tensor(s) do not fit this model's generator")
+        tuned.tunings = self.tunings + ((tuning, strength),)
+        return tuned
 
     @property
     def device(self) -> torch.device:
@@ -67,6 +85,12 @@ class LoadedInverter:
         mm.load_models_gpu([self.patcher, *also], memory_required=self.item_memory() * items, force_full_load=True)
         inv = self.inverter
         inv.device = self.patcher.load_device
+        # the generator's fused form keeps buffers derived from its weights: after ComfyUI swapped weight patches
+        # (a tuned clone of this model, or the base again), derive them from the weights now in place
+        patched = getattr(self.modules, "current_weight_patches_uuid", None)
+        if inv.generator is not None and getattr(self.modules, "derived_for", None) != patched:
+            inv.generator.refresh()
+            self.modules.derived_for = patched
         return inv
 
     def chunk_size(self, n: int) -> int:

@@ -8,6 +8,7 @@ import folder_paths
 from ..clipinverter_core.weights.sources import official_files_help
 
 FOLDER = "clipinverter"
+TUNINGS = "clipinverter_tunings"   # tuned weights (Save Tuning writes the output folder's, Load Tuning lists both)
 EXTENSIONS = {".safetensors"}
 
 
@@ -16,6 +17,24 @@ def register_model_folder() -> None:
     folder_paths.add_model_folder_path(FOLDER, os.path.join(folder_paths.models_dir, FOLDER), is_default=True)
     paths, extensions = folder_paths.folder_names_and_paths[FOLDER]
     folder_paths.folder_names_and_paths[FOLDER] = (paths, set(extensions) | EXTENSIONS)
+    folder_paths.add_model_folder_path(TUNINGS, os.path.join(folder_paths.models_dir, TUNINGS), is_default=True)
+    folder_paths.add_model_folder_path(TUNINGS, os.path.join(folder_paths.get_output_directory(), TUNINGS))
+    paths, extensions = folder_paths.folder_names_and_paths[TUNINGS]
+    folder_paths.folder_names_and_paths[TUNINGS] = (paths, set(extensions) | EXTENSIONS)
+
+
+def model_folders() -> list[str]:
+    """The clipinverter model folders (where the LPIPS network of identity tuning is looked for too)."""
+    return folder_paths.get_folder_paths(FOLDER)
+
+
+def tuning_names() -> list[str]:
+    return folder_paths.get_filename_list(TUNINGS)
+
+
+def tuning_path(name: str) -> str | None:
+    path = folder_paths.get_full_path(TUNINGS, name) if name else None
+    return path if path is not None and os.path.isfile(path) else None
 
 
 def bundle_names() -> list[str]:

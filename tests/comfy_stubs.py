@@ -11,6 +11,7 @@ import importlib.util
 import os
 import sys
 import types
+import uuid
 
 import torch
 
@@ -133,16 +134,46 @@ def _make_mm():
 
 class ModelPatcher:
     """Moves its module the way ComfyUI's ModelPatcher does: a full load moves each module that holds parameters
-    (`.to` per module), then the whole model; `detach` moves the whole model to the offload device."""
+    (`.to` per module), then the whole model; `detach` moves the whole model to the offload device. Clones share
+    the module and carry weight patches ("diff": weight + strength * diff), applied at load over the weights
+    backed up once for all clones (restored first when another clone's patches are in place), and the load sets
+    `model.current_weight_patches_uuid`, as ComfyUI's do."""
 
     def __init__(self, model, load_device, offload_device, size=0, weight_inplace_update=False):
         self.model, self.load_device, self.offload_device = model, load_device, offload_device
+        self.patches, self.patches_uuid, self.backup = {}, uuid.uuid4(), {}
+
+    def clone(self):
+        n = ModelPatcher(self.model, self.load_device, self.offload_device)
+        n.patches = {k: list(v) for k, v in self.patches.items()}
+        n.patches_uuid, n.backup = self.patches_uuid, self.backup
+        return n
+
+    def add_patches(self, patches, strength_patch=1.0, strength_model=1.0):
+        sd = self.model.state_dict()
+        added = [k for k in patches if k in sd]
+        for k in added:
+            self.patches.setdefault(k, []).append((strength_patch, patches[k], strength_model, None, None))
+        self.patches_uuid = uuid.uuid4()
+        return added
 
     def load(self, device_to):
         for m in self.model.modules():
             if any(True for _ in m.parameters(recurse=False)):
                 m.to(device_to)
         self.model.to(device_to)
+        if getattr(self.model, "current_weight_patches_uuid", None) != self.patches_uuid:
+            for key, weight in self.backup.items():
+                _set_param(self.model, key, weight.to(device_to))
+            for key, patches in self.patches.items():
+                weight = self.model.get_parameter(key)
+                if key not in self.backup:
+                    self.backup[key] = weight.detach().clone()
+                out = self.backup[key].to(device_to, torch.float32)
+                for strength, (diff,), strength_model, _, _ in patches:
+                    out = out * strength_model + strength * diff.to(out)
+                _set_param(self.model, key, out.to(weight.dtype))
+            self.model.current_weight_patches_uuid = self.patches_uuid
 
     def detach(self, unpatch_all=True):
         # meta tensors hold no values to copy back: there the offload can only allocate on the offload device
@@ -151,10 +182,22 @@ class ModelPatcher:
         RECORD.offloads.append(self)
 
 
+def _set_param(model, key: str, value: torch.Tensor) -> None:
+    """comfy.utils.set_attr_param: the module's parameter replaced by a new one."""
+    owner, _, name = key.rpartition(".")
+    setattr(model.get_submodule(owner), name, torch.nn.Parameter(value, requires_grad=False))
+
+
 class ProgressBar:
     def __init__(self, total, node_id=None):
         self.total, self.current, self.updates = total, 0, []
         RECORD.progress.append(self)
+
+    def update_absolute(self, value, total=None, preview=None):
+        if total is not None:
+            self.total = total
+        self.updates.append(value - self.current)
+        self.current = value
 
     def update(self, value):
         self.current += value

@@ -21,7 +21,7 @@ from comfy_stubs import RECORD, ROOT
 PRODUCT_IDS = {"CLIPInverterLoader", "CLIPInverterEncodeText", "CLIPInverterEncodeImage", "CLIPInverterInvert",
                "CLIPInverterRemap", "CLIPInverterDecode", "CLIPInverterAlignFace", "CLIPInverterPasteBack"}
 EXTRA_IDS = {"CLIPInverterInvertOnly", "CLIPInverterBlendLatents", "CLIPInverterSaveLatent", "CLIPInverterLoadLatent",
-             "CLIPInverterEditMetrics"}
+             "CLIPInverterEditMetrics", "CLIPInverterRefineIdentity", "CLIPInverterSaveTuning", "CLIPInverterLoadTuning"}
 BUNDLE = "clipinverter_faces.safetensors"
 PROMPT = "this person has blonde hair"
 

@@ -51,12 +51,30 @@ class Tuning:
     last: dict[str, float]
     base_sha256: str = ""
     visits: list[Visit] = field(default_factory=list)
+    pivots: torch.Tensor | None = None   # (N, n_latent, 512): the codes it was tuned at (in memory only)
 
 
     def summary(self) -> str:
         a, b = self.first, self.last
         return (f"identity tuning ({self.settings.mode}, {self.images} image(s), {self.steps_run} step(s)): "
                 f"LPIPS {a['lpips']:.4f} -> {b['lpips']:.4f}, L2 {a['l2']:.4f} -> {b['l2']:.4f}")
+
+
+def combine(pairs) -> Tuning:
+    """One Tuning for several applied in turn ((Tuning, strength) pairs on the same bundle): the strength-weighted
+    sum of their changes, the first one's starting losses, the last one's settings and final losses."""
+    pairs = list(pairs)
+    if len(pairs) == 1 and pairs[0][1] == 1.0:
+        return pairs[0][0]
+    first, last = pairs[0][0], pairs[-1][0]
+    if any(t.base_sha256 != first.base_sha256 for t, _ in pairs):
+        raise ValueError("tunings of different bundles cannot be combined")
+    deltas: dict[str, torch.Tensor] = {}
+    for t, strength in pairs:
+        for n, d in t.deltas.items():
+            deltas[n] = deltas[n] + strength * d if n in deltas else strength * d
+    return Tuning(deltas, last.settings, sum(t.images for t, _ in pairs), sum(t.steps_run for t, _ in pairs),
+                  first.first, last.last, first.base_sha256)
 
 
 def synthesise(gen: Generator, w: torch.Tensor, noise: bool = True) -> torch.Tensor:
@@ -161,7 +179,7 @@ class PivotalTuner:
         return Tuning(deltas, self.settings, len(images), visits[-1].step + 1,
                       {"l2": sum(v.l2 for v in first) / len(first), "lpips": sum(v.lpips for v in first) / len(first)},
                       {"l2": sum(a[0] for a in after) / len(after), "lpips": sum(a[1] for a in after) / len(after)},
-                      visits=visits)
+                      visits=visits, pivots=pivots.detach().float().cpu())
 
     @torch.no_grad()
     def _losses(self, pivot: torch.Tensor, x: torch.Tensor) -> tuple[float, float]:
