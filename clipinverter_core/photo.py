@@ -5,6 +5,7 @@ once for every caller (the CLI's edit, edit-video and evaluate; the API).
           --face_targets--> the same faces at the generator's side (what identity tuning reproduces)
           --edit_photos--> edited faces in [0, 1], or the whole photo with them pasted back --pixels--> uint8
     frames --edit_frames--> the same, a chunk of frames at a time, the crops planned by align/video.py
+    frames --track_crops--> each tracked face's crops through the clip, 8-bit (what identity tuning learns from)
 
 Every conversion goes through images.py; `pixels` is the project's one quantiser (images.unit_to_uint8).
 """
@@ -108,21 +109,22 @@ def edit_photos(model, faces: Faces, t: torch.Tensor, strength: float = 1.0, rem
 
 
 def edit_frames(model, frames: Iterable[torch.Tensor], plan: list, t: torch.Tensor, batch: int = 8,
-                strength: float = 1.0, remap_strength: float = 1.0, paste: Paste | None = None
-                ) -> Iterator[np.ndarray]:
+                strength: float = 1.0, remap_strength: float = 1.0, paste: Paste | None = None,
+                tracks: dict | None = None) -> Iterator[np.ndarray]:
     """The streaming sibling of edit_photos for a clip: frames ((3, H, W) in [0, 1], one at a time) are taken
     `batch` at a time, cropped as `plan` (align/video.plan_clip) says, edited with `t` (1, 512), pasted back and
-    yielded as (H, W, 3) uint8 frames. At most one chunk of frames, crops and edits is alive."""
+    yielded as (H, W, 3) uint8 frames. At most one chunk of frames, crops and edits is alive. `tracks`: the model
+    that edits each track's faces (identity tuning), `model` for the others."""
     paste = paste or Paste()
     frames = itertools.islice(frames, len(plan))  # frames the plan has not seen are not edited
     for first in range(0, len(plan), batch):
         chunk = list(itertools.islice(frames, batch))
         if not chunk:
             return
-        yield from _edit_chunk(model, chunk, plan, first, t, strength, remap_strength, paste)
+        yield from _edit_chunk(model, chunk, plan, first, t, strength, remap_strength, paste, tracks)
 
 
-def _edit_chunk(model, frames, plan, first, t, strength, remap_strength, paste):
+def _edit_chunk(model, frames, plan, first, t, strength, remap_strength, paste, tracks):
     photos = devices.to_device(torch.stack(frames), model.device)
     crops, entries = [], []
     for k, frame in enumerate(photos):
@@ -130,8 +132,27 @@ def _edit_chunk(model, frames, plan, first, t, strength, remap_strength, paste):
         crops += c
         entries += e
     faces = Faces(unit_to_signed(torch.stack(crops)), photos, Alignment(entries, len(frames)))
-    _, pictures = edit_photos(model, faces, t, strength, remap_strength, paste)
+    models = [tracks.get(e.face_index, model) for e in entries] if tracks else None
+    _, pictures = edit_photos(model, faces, t, strength, remap_strength, paste, models)
     yield from pixels(pictures)
+
+
+def track_crops(frames: Iterable[torch.Tensor], plan: list, size: int, every: int = 1
+                ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """Each track's faces through a clip, what identity tuning of the clip learns from: {track: (crops for the
+    encoder (N, 3, 256, 256), the same at `size` (N, 3, size, size))}, both uint8 on the host (a 1024 crop is
+    3 MB: frames never sit in float32), from every `every`-th frame (held crops and pass-throughs left out)."""
+    out: dict[int, tuple[list, list]] = {}
+    for t, frame in enumerate(itertools.islice(frames, len(plan))):
+        if t % every:
+            continue
+        for p in plan[t]:
+            if p.quad is None or p.held:
+                continue
+            small, big = out.setdefault(p.track, ([], []))
+            small.append(unit_to_uint8(align_quad(frame, p.quad, ENCODER_SIZE)[0]).cpu())
+            big.append(unit_to_uint8(align_quad(frame, p.quad, size)[0]).cpu())
+    return {k: (torch.stack(a), torch.stack(b)) for k, (a, b) in out.items()}
 
 
 def pixels(pictures: torch.Tensor) -> np.ndarray:

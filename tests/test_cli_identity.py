@@ -4,6 +4,7 @@ with them to the same pixels; the crops it tunes towards are the photo's faces a
 mistakes are one line before the model loads."""
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from safetensors.numpy import load_file
 
@@ -63,3 +64,28 @@ def test_tuning_mistakes_are_one_line_before_the_model_loads(args, says, standin
     argv = ["edit", "--model", standin256, "--input", astronaut, "--text", "a smile", "-o", str(tmp_path / "o.png"),
             *[a.format(tmp=tmp_path) for a in args]]
     assert says in one_line_error(capsys, main(argv))
+
+
+def test_edit_video_refine_identity_tunes_one_generator_per_face_on_its_8_bit_crops(standin256, lossnet_factory,
+                                                                                  tmp_path, capsys):
+    from clipinverter_core.align.video import plan_clip, scan_frames
+    from clipinverter_core.photo import track_crops
+    from clipinverter_core.tuning import load_tuning
+    from synthetic_clips import moving_astronaut, read_clip, write_clip
+
+    frames = moving_astronaut(3)
+    clip = str(tmp_path / "in.mp4")
+    write_clip(clip, frames, 10)
+    detections, cuts = scan_frames(frames)
+    crops = track_crops(frames, plan_clip(detections, cuts), 512, every=2)
+    assert list(crops) == [0] and crops[0][0].dtype == crops[0][1].dtype == torch.uint8
+    assert crops[0][0].shape == (2, 3, 256, 256) and crops[0][1].shape == (2, 3, 512, 512)  # frames 0 and 2
+
+    out, tuned = str(tmp_path / "out.mp4"), str(tmp_path / "t.safetensors")
+    assert main(["edit-video", "--model", standin256, "--input", clip, "-o", out, "--text", "a smile", "--device",
+                 "cpu", "--refine-identity", "--tune-steps", "1", "--tune-every", "2", "--save-tuning", tuned,
+                 "--lpips-alexnet", lossnet_factory(0)["alexnet"], "--quiet"]) == 0
+    assert "identity tuning (clip, 2 image(s), 1 step(s))" in capsys.readouterr().err
+    tuning = load_tuning(tuned)
+    assert tuning.settings.mode == "clip" and tuning.settings.regulariser and tuning.settings.lr == 3e-5
+    assert len(read_clip(out)[1]) == 3

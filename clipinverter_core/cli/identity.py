@@ -11,12 +11,16 @@ def add_tuning_args(p, mode: str) -> None:
     from ..tuning.settings import defaults
 
     d = defaults(mode)
+    p.set_defaults(tuning_mode=mode)
     g = p.add_argument_group(f"identity tuning (pivotal tuning, {MODES_HELP[mode]})")
     g.add_argument("--refine-identity", action="store_true",
                    help="tune the generator to the input before editing, so the edit keeps the person (the e4e "
                         "inversion alone loses identity); about a second per step at 256 on a GPU, more on a CPU")
     g.add_argument("--tune-steps", type=int, default=d.steps, help="tuning steps")
     g.add_argument("--tune-lr", type=float, default=d.lr, help="tuning learning rate (Adam)")
+    if mode == "clip":
+        g.add_argument("--tune-every", type=int, default=1, metavar="N",
+                       help="tune on every N-th frame's crop (the crops are kept in 8 bits: 3 MB a frame at 1024)")
     if mode == "photo":
         g.add_argument("--tune-lpips-stop", type=float, default=d.lpips_stop,
                        help="stop once the reconstruction's LPIPS is at most this (PTI's; 0: run every step)")
@@ -38,8 +42,10 @@ def check_tuning_args(a) -> None:
         raise InputError("--tuning FILE edits with weights tuned before, --refine-identity tunes now: use one")
     if a.save_tuning and not a.refine_identity:
         raise InputError("--save-tuning writes what --refine-identity tunes: add --refine-identity")
+    if getattr(a, "tune_every", 1) < 1:
+        raise InputError(f"--tune-every must be 1 or more, not {a.tune_every}")
     if a.refine_identity:
-        settings_of(a, "photo")
+        settings_of(a, a.tuning_mode)
         find_loss_file("alexnet", a.alexnet)
 
 
@@ -82,6 +88,36 @@ def tuned_models(model, faces, a, mode: str = "photo") -> tuple[list | None, lis
             print(f"wrote {path} (tuned weights)")
         models += [with_tuning(model, tuning)] * (part.stop - part.start)
     return models, tunings
+
+
+def tuned_tracks(model, a, plan, frames) -> dict | None:
+    """edit-video's tuning: {track: the model that edits it}, None where no tuning was asked for. --tuning: the
+    saved weights for every track; --refine-identity: STIT's clip mode, one generator per tracked face, learnt
+    from its crops through the clip (`frames`: the clip again, one frame at a time)."""
+    from ..photo import track_crops
+    from ..tuning import load_tuning, refine_identity, save_tuning, with_tuning
+    from .common import numbered
+
+    ids = sorted({p.track for crops in plan for p in crops if p.track is not None})
+    if a.tuning:
+        tuned = with_tuning(model, load_tuning(a.tuning))
+        return {k: tuned for k in ids}
+    if not a.refine_identity:
+        return None
+    settings = settings_of(a, "clip")
+    crops = track_crops(frames, plan, model.size, a.tune_every)
+    paths = numbered(a.save_tuning, len(crops), ".safetensors") if a.save_tuning else [None] * len(crops)
+    tracks = {}
+    for (k, (small, big)), path in zip(sorted(crops.items()), paths):
+        desc = f"tuning face {k} ({len(small)} frames)"
+        with _progress(settings.steps, desc, a.quiet) as progress:
+            tuning = refine_identity(model, small, big, settings, alexnet=a.alexnet, progress=progress)
+        print(tuning.summary(), file=sys.stderr)
+        if path:
+            save_tuning(path, tuning)
+            print(f"wrote {path} (tuned weights)")
+        tracks[k] = with_tuning(model, tuning)
+    return tracks
 
 
 class _progress:

@@ -2,6 +2,7 @@
 
     pass 1: decode each frame -> detect faces + a cut signature (kept: a few hundred bytes a frame)
             -> track and smooth (align/track.py) -> each frame's crops
+    (--refine-identity: decode again -> each track's crops in 8 bits -> STIT's tuning, a generator per face)
     pass 2: decode again, in chunks of --batch frames: crops -> edit -> paste back -> encode H.264;
             the audio packets are copied as they are
 
@@ -16,6 +17,7 @@ import sys
 
 from ..errors import CLIPInverterError, InputError
 from .common import add_device, add_input, add_quiet, warn_about_model
+from .identity import add_tuning_args
 
 H264_ENCODERS = ("libx264", "h264")  # FFmpeg's encoder names for H.264, in order of preference
 FALLBACK_ENCODER = "mpeg4"
@@ -44,6 +46,7 @@ def add_parser(sub) -> None:
     v.add_argument("--batch-size", "--batch", type=int, default=8, help="frames edited at once (memory: one chunk)")
     add_device(v)
     add_quiet(v)
+    add_tuning_args(v, "clip")
     v.set_defaults(run=run)
 
 
@@ -109,6 +112,7 @@ def run(a) -> int:
     from ..fileio import atomic_output
     from ..photo import Paste, edit_frames
     from ..pipeline import CLIPInverter
+    from .identity import tuned_tracks
 
     fmt = CONTAINER_FORMATS.get(os.path.splitext(a.output)[1].lower())
     if fmt is None:
@@ -126,6 +130,7 @@ def run(a) -> int:
     model = CLIPInverter.from_bundle(a.model, a.device, a.precision)
     warn_about_model(model, a, "the faces will not look like faces")
     text = model.encode_text([a.text])
+    tracks = tuned_tracks(model, a, plan, _frames(a.input))
 
     av = _av()
     encoder = _video_encoder(av)
@@ -152,7 +157,7 @@ def run(a) -> int:
         frames, done = video_frames(), 0
         with _bar(len(plan), "edit", a.quiet) as bar:
             for pixels in edit_frames(model, frames, plan, text, a.batch_size, a.strength, a.remap_strength,
-                                      Paste(a.feather, a.color_match)):
+                                      Paste(a.feather, a.color_match), tracks):
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
                 frame.pts = done
                 frame.time_base = 1 / rate

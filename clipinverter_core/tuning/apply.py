@@ -19,6 +19,13 @@ from .coach import PivotalTuner, Tuning, synthesis_parameters
 from .settings import PHOTO, TuningSettings
 
 _SHA_CACHE: dict[tuple, str] = {}
+INVERT_CHUNK = 8   # faces inverted at once for the pivots
+
+
+def _signed(x: torch.Tensor) -> torch.Tensor:
+    from ..images import unit_to_signed
+
+    return unit_to_signed(x.float() / 255) if x.dtype == torch.uint8 else x
 
 
 def bundle_sha256(path: str) -> str:
@@ -69,9 +76,10 @@ def refine_identity(model, faces: torch.Tensor, targets: torch.Tensor, settings:
                     lpips=None, alexnet: str | None = None, progress: Callable | None = None,
                     check: Callable | None = None) -> Tuning:
     """Tunes `model`'s generator at the inversions of `faces` ((N, 3, 256, 256) in [-1, 1], the encoder's input)
-    towards `targets` ((N, 3, size, size) in [-1, 1], the same faces at the generator's resolution). All N
-    faces tune one generator: photos of one person, or a clip's frames. `lpips`: a PerceptualNet, else loaded from
-    `alexnet` (or the models folder's alexnet-owt-7be5be79.pth)."""
+    towards `targets` ((N, 3, size, size) in [-1, 1], the same faces at the generator's resolution). Both may be
+    uint8 instead (a clip's crops: converted a few at a time). All N faces tune one generator: photos of one
+    person, or a clip's frames. `lpips`: a PerceptualNet, else loaded from `alexnet` (or the models folder's
+    alexnet-owt-7be5be79.pth)."""
     if model.generator is None or model.encoder is None:
         raise CheckpointError("identity tuning needs the encoder and the generator of the bundle")
     if targets.ndim != 4 or targets.shape[1:] != (3, model.size, model.size) or len(targets) != len(faces):
@@ -80,8 +88,9 @@ def refine_identity(model, faces: torch.Tensor, targets: torch.Tensor, settings:
     if lpips is None:
         from ..lossnets import find_loss_file, load_lpips
         lpips = load_lpips(find_loss_file("alexnet", alexnet), model.device)
-    pivots, _ = model.invert(faces)
+    pivots = torch.cat([model.invert(_signed(faces[a:a + INVERT_CHUNK]))[0].float().cpu()
+                        for a in range(0, len(faces), INVERT_CHUNK)])
     tuner = PivotalTuner(model.generator, lpips, model.latent_avg[0].float(), settings)
-    tuning = tuner.run(pivots.float(), targets.to(model.device), progress=progress, check=check)
+    tuning = tuner.run(pivots, targets, progress=progress, check=check)
     tuning.base_sha256 = bundle_sha256(model.bundle_path)
     return tuning

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from ..images import unit_to_signed
 from ..networks.stylegan2 import Generator
 from ..training.synthesis import synthesis
 from .regulariser import LocalityRegulariser
@@ -124,17 +125,24 @@ class PivotalTuner:
 
     def run(self, pivots: torch.Tensor, images: torch.Tensor, progress: Callable | None = None,
             check: Callable | None = None, inspect: Callable | None = None) -> Tuning:
-        """pivots (F, n_latent, 512) with latent_avg; images (F, 3, size, size) in [-1, 1]. `progress(step,
-        steps, visit)` after each step; `check()` before each forward (raises to cancel); `inspect(visit, params)`
-        before each optimiser step, with the gradients in place (tests)."""
+        """pivots (F, n_latent, 512) with latent_avg; images (F, 3, size, size) in [-1, 1], or uint8 (a clip's
+        crops: they stay where they are and are converted one at a time, so F frames never sit in float32).
+        `progress(step, steps, visit)` after each step; `check()` before each forward (raises to cancel);
+        `inspect(visit, params)` before each optimiser step, with the gradients in place (tests)."""
         size = self.gen.size
         if images.ndim != 4 or images.shape[1:] != (3, size, size) or pivots.shape[0] != images.shape[0]:
             raise InputError(f"tuning takes one (3, {size}, {size}) image per pivot, got images "
                              f"{tuple(images.shape)} for pivots {tuple(pivots.shape)}")
         with torch.inference_mode(False), torch.enable_grad():
             pivots = pivots.to(self.device, self.dtype).clone()
-            images = images.to(self.device, self.dtype).clone()
+            if images.dtype != torch.uint8:
+                images = images.to(self.device, self.dtype).clone()
             return self._run(pivots, images, progress, check, inspect)
+
+    def _image(self, images: torch.Tensor, f: int) -> torch.Tensor:
+        """Image f as (1, 3, size, size) in [-1, 1] on the tuning's device and dtype."""
+        x = images[f:f + 1].to(self.device)
+        return x if images.dtype != torch.uint8 else unit_to_signed(x.to(self.dtype) / 255)
 
     def _run(self, pivots, images, progress, check, inspect) -> Tuning:
         s, gen = self.settings, self.gen
@@ -146,7 +154,7 @@ class PivotalTuner:
             for f in range(frames):
                 if check is not None:
                     check()
-                pivot, x = pivots[f:f + 1], images[f:f + 1]
+                pivot, x = pivots[f:f + 1], self._image(images, f)
                 out = synthesise(gen, pivot)
                 l2 = F.mse_loss(out, x)
                 lp = self.lpips(out, x).mean()
@@ -175,7 +183,7 @@ class PivotalTuner:
         before = dict(self.original.named_parameters())
         deltas = {n: (p.detach() - before[n]).contiguous().cpu() for n, p in self.params.items()}
         first = [v for v in visits if v.step == 0]
-        after = [self._losses(p[None], x[None]) for p, x in zip(pivots, images)]
+        after = [self._losses(pivots[f:f + 1], self._image(images, f)) for f in range(len(images))]
         return Tuning(deltas, self.settings, len(images), visits[-1].step + 1,
                       {"l2": sum(v.l2 for v in first) / len(first), "lpips": sum(v.lpips for v in first) / len(first)},
                       {"l2": sum(a[0] for a in after) / len(after), "lpips": sum(a[1] for a in after) / len(after)},
