@@ -68,11 +68,12 @@ def face_targets(faces: Faces, size: int) -> torch.Tensor:
     return unit_to_signed(torch.stack(crops))
 
 
-def faces_of_photos(paths: Iterable[str], device, aligned: bool = False, warn: Callable[[str], None] = print
-                    ) -> tuple[list[str], torch.Tensor]:
-    """(the paths kept, (N, 3, 256, 256) in [-1, 1]): each photo's largest face (or the crop as it is); photos
-    without a face are left out with a warning."""
-    kept, faces = [], []
+def faces_of_photos(paths: Iterable[str], device, aligned: bool = False, warn: Callable[[str], None] = print,
+                    target_size: int | None = None) -> tuple[list[str], torch.Tensor, torch.Tensor | None]:
+    """(the paths kept, (N, 3, 256, 256) in [-1, 1], with `target_size` the same faces at that side (face_targets,
+    for identity tuning) else None): each photo's largest face (or the crop as it is); photos without a face are
+    left out with a warning."""
+    kept, faces, targets = [], [], []
     for path in paths:
         try:
             found = find_faces(load_image(path), device, 0, aligned=aligned)
@@ -81,9 +82,11 @@ def faces_of_photos(paths: Iterable[str], device, aligned: bool = False, warn: C
             continue
         kept.append(path)
         faces.append(found.x)
+        if target_size:
+            targets.append(face_targets(found, target_size).cpu())
     if not faces:
         raise InputError("no face found in any image; pass --no-align for crops that are already FFHQ-aligned")
-    return kept, torch.cat(faces)
+    return kept, torch.cat(faces), torch.cat(targets) if target_size else None
 
 
 def edit_photos(model, faces: Faces, t: torch.Tensor, strength: float = 1.0, remap_strength: float = 1.0,

@@ -89,3 +89,21 @@ def test_edit_video_refine_identity_tunes_one_generator_per_face_on_its_8_bit_cr
     tuning = load_tuning(tuned)
     assert tuning.settings.mode == "clip" and tuning.settings.regulariser and tuning.settings.lr == 3e-5
     assert len(read_clip(out)[1]) == 3
+
+
+def test_evaluate_refine_identity_scores_each_edit_with_and_without_tuning(standin256, lossnet_factory, astronaut,
+                                                                          tmp_path):
+    import csv
+
+    (tmp_path / "in").mkdir()
+    Image.open(astronaut).save(tmp_path / "in" / "a.png")
+    assert main(["evaluate", "--model", standin256, "--input", str(tmp_path / "in"), "-o", str(tmp_path / "r"),
+                 "--text", "a smile", "--lpips-alexnet", lossnet_factory(0)["alexnet"], "--device", "cpu", "--quiet",
+                 "--refine-identity", "--tune-steps", "1", "--tune-lpips-stop", "0"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "r" / "metrics.csv")))
+    assert list(rows[0]) == ["image", "prompt", "strength", "clip_score", "directional", "lpips", "clip_score_tuned",
+                             "directional_tuned", "lpips_tuned", "tuning_l2_before", "tuning_lpips_before",
+                             "tuning_l2_after", "tuning_lpips_after"]
+    row = rows[0]
+    assert float(row["tuning_l2_after"]) < float(row["tuning_l2_before"])
+    assert row["lpips_tuned"] != row["lpips"]  # the same codes, decoded by the tuned generator

@@ -105,7 +105,7 @@ def test_missing_networks_are_skipped_and_said(standin256, faces, tmp_path):
     from clipinverter_core.pipeline import CLIPInverter
 
     model = CLIPInverter.from_bundle(standin256, "cpu")
-    names, x = load_faces([str(faces / "a.png")], "cpu", aligned=True)
+    names, x, _ = load_faces([str(faces / "a.png")], "cpu", aligned=True)
     m = measure(model, names, x, PROMPTS, [1.0], folders=[str(tmp_path)], progress=False)
     assert m.columns == ["clip_score", "directional"]
     assert set(m.skipped) == {"identity", "lpips", "fid"} and "model_ir_se50.pth" in m.skipped["identity"]

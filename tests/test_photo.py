@@ -88,9 +88,9 @@ def test_evaluate_finds_its_faces_through_the_photo_flow(astronaut, tmp_path, mo
     Image.new("RGB", (300, 300), (128, 128, 128)).save(blank)
     calls, warnings = [], []
     spy(monkeypatch, photo, "find_faces", calls, lambda img, device, *a, **k: img.size)
-    kept, x = photo.faces_of_photos([str(astronaut), str(blank)], "cpu", warn=warnings.append)
+    kept, x, targets = photo.faces_of_photos([str(astronaut), str(blank)], "cpu", warn=warnings.append)
     assert calls == [(512, 512), (300, 300)]
-    assert kept == [str(astronaut)] and x.shape == (1, 3, 256, 256)
+    assert kept == [str(astronaut)] and x.shape == (1, 3, 256, 256) and targets is None
     assert len(warnings) == 1 and "blank.png" in warnings[0]
     assert -1 <= x.min() and x.max() <= 1
     with pytest.raises(Exception, match="no face found in any image"):

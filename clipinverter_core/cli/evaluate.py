@@ -4,7 +4,9 @@
         [--strength 0.5,1,1.5] -o REPORT_DIR [--no-align] [--arcface FILE] [--alexnet FILE] [--inception FILE]
         [--source-text "a photo of a face"]
 
-writes REPORT_DIR/metrics.csv and metrics.json (one row per image x prompt x strength, then the means),
+writes REPORT_DIR/metrics.csv and metrics.json (one row per image x prompt x strength, then the means; with
+--refine-identity or --tuning each score again as `<score>_tuned`, the edit decoded by the tuned generator, and
+the tuning's reconstruction L2 and LPIPS before and after),
 sheet.png (inputs by prompts by strengths, captioned) and strength.png (CLIP score and identity against
 strength, one line per prompt). Nothing is written until every edit is scored; each file is written atomically.
 """
@@ -15,6 +17,7 @@ import os
 import sys
 
 from .common import add_device, add_input, add_quiet, warn_about_model
+from .identity import add_tuning_args
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 FILES = ("metrics.csv", "metrics.json", "sheet.png", "strength.png")
@@ -50,6 +53,7 @@ def add_parser(sub) -> None:
                                        "models/clipinverter")
     add_device(p, precision=False)
     add_quiet(p)
+    add_tuning_args(p, "photo", alexnet=False)  # --refine-identity: each edit scored with and without tuning
     p.set_defaults(run=run)
 
 
@@ -68,14 +72,18 @@ def run(a) -> int:
     from ..metrics.report import measure, write_report
     from ..photo import faces_of_photos
     from ..pipeline import CLIPInverter
+    from .identity import tuned_models
 
     paths = list_images(a.input)
     model = CLIPInverter.from_bundle(a.model, a.device)
     standin = warn_about_model(model, a, "the edits will not look like faces")
-    kept, x = faces_of_photos(paths, model.device, a.no_align, warn=lambda m: print(m, file=sys.stderr))
+    kept, x, targets = faces_of_photos(paths, model.device, a.no_align, warn=lambda m: print(m, file=sys.stderr),
+                                       target_size=model.size if a.refine_identity else None)
     names = [os.path.basename(p) for p in kept]
+    tuned, tunings = tuned_models(model, x, lambda: targets, a)
     result = measure(model, names, x, a.text, a.strength, a.remap_strength, a.source_text, arcface=a.arcface,
-                     alexnet=a.alexnet, inception=a.inception, progress=not a.quiet)
+                     alexnet=a.alexnet, inception=a.inception, progress=not a.quiet, tuned=tuned,
+                     tunings=tunings if a.refine_identity else None)
     result.meta.update(model=os.path.basename(a.model), standin=standin, images=a.input,
                        aligned_here=not a.no_align)
     for path in write_report(result, a.output):

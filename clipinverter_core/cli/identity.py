@@ -7,7 +7,8 @@ import sys
 MODES_HELP = {"photo": "PTI: each face tunes a generator of its own", "clip": "STIT: the clip's crops tune one"}
 
 
-def add_tuning_args(p, mode: str) -> None:
+def add_tuning_args(p, mode: str, alexnet: bool = True) -> None:
+    """The flags; `alexnet`: add --lpips-alexnet (a command that has it already shares it)."""
     from ..tuning.settings import defaults
 
     d = defaults(mode)
@@ -28,9 +29,10 @@ def add_tuning_args(p, mode: str) -> None:
                    "this bundle, instead of tuning now")
     g.add_argument("--save-tuning", metavar="FILE",
                    help="write the tuned weights (.safetensors; several faces: FILE_0, FILE_1, ...)")
-    g.add_argument("--lpips-alexnet", "--alexnet", dest="alexnet", metavar="FILE",
-                   help="alexnet-owt-7be5be79.pth, the LPIPS network of the tuning (default: looked for in "
-                        "models/clipinverter)")
+    if alexnet:
+        g.add_argument("--lpips-alexnet", "--alexnet", dest="alexnet", metavar="FILE",
+                       help="alexnet-owt-7be5be79.pth, the LPIPS network of the tuning (default: looked for in "
+                            "models/clipinverter)")
 
 
 def check_tuning_args(a) -> None:
@@ -57,37 +59,21 @@ def settings_of(a, mode: str):
     return defaults(mode).replace(steps=a.tune_steps, lr=a.tune_lr, **changes)
 
 
-def tuned_models(model, faces, a, mode: str = "photo") -> tuple[list | None, list]:
-    """(the models that edit `faces` (photo.Faces), one per face, the tunings made): (None, []) where no tuning
-    was asked for; with --tuning, the saved tuned weights for every face; with --refine-identity, in photo mode
-    one tuning per face (each face is a person), in clip mode one for all. Prints what each tuning bought, and
-    saves them with --save-tuning."""
-    from ..photo import face_targets
-    from ..tuning import load_tuning, refine_identity, save_tuning, with_tuning
-    from .common import numbered
+def tuned_models(model, x, targets, a) -> tuple[list | None, list]:
+    """(the models that edit the faces x (N, 3, 256, 256), one per face, the tunings made): (None, []) where no
+    tuning was asked for; with --tuning, the saved tuned weights for every face; with --refine-identity, one
+    tuning per face (each face is a person, PTI's photo mode) towards `targets()` (the faces at the generator's
+    side, computed only then)."""
+    from ..tuning import load_tuning, with_tuning
 
     if a.tuning:
         tuning = load_tuning(a.tuning)
-        return [with_tuning(model, tuning)] * len(faces.x), [tuning]
+        return [with_tuning(model, tuning)] * len(x), [tuning]
     if not a.refine_identity:
         return None, []
-    settings = settings_of(a, mode)
-    targets = face_targets(faces, model.size)
-    groups = [slice(k, k + 1) for k in range(len(faces.x))] if mode == "photo" else [slice(0, len(faces.x))]
-    paths = numbered(a.save_tuning, len(groups), ".safetensors") if a.save_tuning else [None] * len(groups)
-    models, tunings = [], []
-    for k, (part, path) in enumerate(zip(groups, paths)):
-        with _progress(settings.steps, f"tuning face {k}" if len(groups) > 1 else "tuning", a.quiet) as progress:
-            tuning = refine_identity(model, faces.x[part], targets[part], settings, alexnet=a.alexnet,
-                                     progress=progress)
-        print(tuning.summary(), file=sys.stderr)
-        tunings.append(tuning)
-        if path:
-            save_tuning(path, tuning)
-            a.written.append(path)
-            print(f"wrote {path} (tuned weights)")
-        models += [with_tuning(model, tuning)] * (part.stop - part.start)
-    return models, tunings
+    big = targets()
+    tunings = _tune_each(model, [(x[k:k + 1], big[k:k + 1]) for k in range(len(x))], settings_of(a, "photo"), a)
+    return [with_tuning(model, t) for t in tunings], tunings
 
 
 def tuned_tracks(model, a, plan, frames) -> dict | None:
@@ -95,29 +81,38 @@ def tuned_tracks(model, a, plan, frames) -> dict | None:
     saved weights for every track; --refine-identity: STIT's clip mode, one generator per tracked face, learnt
     from its crops through the clip (`frames`: the clip again, one frame at a time)."""
     from ..photo import track_crops
-    from ..tuning import load_tuning, refine_identity, save_tuning, with_tuning
-    from .common import numbered
+    from ..tuning import load_tuning, with_tuning
 
-    ids = sorted({p.track for crops in plan for p in crops if p.track is not None})
     if a.tuning:
         tuned = with_tuning(model, load_tuning(a.tuning))
-        return {k: tuned for k in ids}
+        return {k: tuned for k in sorted({p.track for crops in plan for p in crops if p.track is not None})}
     if not a.refine_identity:
         return None
-    settings = settings_of(a, "clip")
-    crops = track_crops(frames, plan, model.size, a.tune_every)
-    paths = numbered(a.save_tuning, len(crops), ".safetensors") if a.save_tuning else [None] * len(crops)
-    tracks = {}
-    for (k, (small, big)), path in zip(sorted(crops.items()), paths):
-        desc = f"tuning face {k} ({len(small)} frames)"
+    crops = sorted(track_crops(frames, plan, model.size, a.tune_every).items())
+    tunings = _tune_each(model, [c for _, c in crops], settings_of(a, "clip"), a)
+    return {k: with_tuning(model, t) for (k, _), t in zip(crops, tunings)}
+
+
+def _tune_each(model, groups: list, settings, a) -> list:
+    """One tuning per (faces, targets) group, with a progress line and its summary each, saved with
+    --save-tuning (FILE, or FILE_0, FILE_1, ... for several)."""
+    from ..tuning import refine_identity, save_tuning
+    from .common import numbered
+
+    paths = numbered(a.save_tuning, len(groups), ".safetensors") if a.save_tuning else [None] * len(groups)
+    tunings = []
+    for k, ((faces, targets), path) in enumerate(zip(groups, paths)):
+        desc = "tuning" + (f" face {k}" if len(groups) > 1 else "") + (f" ({len(faces)} frames)" if len(faces) > 1
+                                                                          else "")
         with _progress(settings.steps, desc, a.quiet) as progress:
-            tuning = refine_identity(model, small, big, settings, alexnet=a.alexnet, progress=progress)
+            tuning = refine_identity(model, faces, targets, settings, alexnet=a.alexnet, progress=progress)
         print(tuning.summary(), file=sys.stderr)
         if path:
             save_tuning(path, tuning)
+            a.written.append(path)
             print(f"wrote {path} (tuned weights)")
-        tracks[k] = with_tuning(model, tuning)
-    return tracks
+        tunings.append(tuning)
+    return tunings
 
 
 class _progress:

@@ -47,7 +47,7 @@ def run_edit(a) -> int:
     from ..align import FaceNotFoundError
     from ..errors import InputError
     from ..images import load_image
-    from ..photo import Paste, edit_photos, find_faces, pixels
+    from ..photo import Paste, edit_photos, face_targets, find_faces, pixels
     from ..pipeline import CLIPInverter
     from .identity import tuned_models
 
@@ -65,7 +65,7 @@ def run_edit(a) -> int:
             raise InputError(f"{e}; pass --no-align for a face crop that is already FFHQ-aligned, or "
                              "--if-no-face passthrough to edit the whole photo") from None
         step()
-        models, tunings = tuned_models(model, faces, a)
+        models, tunings = tuned_models(model, faces.x, lambda: face_targets(faces, model.size), a)
         if a.refine_identity:
             step()
         paste = Paste(a.feather, a.color_match) if a.paste_back else None

@@ -21,6 +21,13 @@ from .scores import image_embeddings
 from .table import ALL_ROWS, IMAGE_COLUMNS, SET_COLUMNS, mean_rows, write_csv, write_json
 
 PLOTTED = (("clip_score", "CLIP score (cosine)"), ("identity", "identity (ArcFace cosine)"))
+TUNING_COLUMNS = ("tuning_l2_before", "tuning_lpips_before", "tuning_l2_after", "tuning_lpips_after")
+
+
+def _tuning_columns(tuning) -> dict[str, float]:
+    """What identity tuning bought on an image: its reconstruction's L2 and LPIPS before and after."""
+    return {"tuning_l2_before": tuning.first["l2"], "tuning_lpips_before": tuning.first["lpips"],
+            "tuning_l2_after": tuning.last["l2"], "tuning_lpips_after": tuning.last["lpips"]}
 
 
 @dataclass
@@ -65,8 +72,10 @@ def _inception(explicit: str | None, folders, n_images: int, device, skipped: di
 def measure(model, names: list[str], x: torch.Tensor, prompts: list[str], strengths: list[float],
             remap_strength: float = 1.0, source_text: str = SOURCE_TEXT, arcface: str | None = None,
             alexnet: str | None = None, inception: str | None = None, folders: list[str] | None = None,
-            progress: bool = True) -> Measured:
-    """model: a pipeline.CLIPInverter; x: (N, 3, 256, 256) aligned faces in [-1, 1]."""
+            progress: bool = True, tuned: list | None = None, tunings: list | None = None) -> Measured:
+    """model: a pipeline.CLIPInverter; x: (N, 3, 256, 256) aligned faces in [-1, 1]. `tuned`: a model per image
+    whose generator is tuned (identity tuning): each edit is decoded by it too and scored again, as
+    `<score>_tuned`; `tunings`: what each image's tuning bought (its reconstruction before and after)."""
     from tqdm import tqdm
 
     from ..batching import map_chunks
@@ -86,24 +95,31 @@ def measure(model, names: list[str], x: torch.Tensor, prompts: list[str], streng
     for i in range(len(x)):
         xi, feats = x[i:i + 1], model.features(x[i:i + 1])
 
-        def edit(p: int, s: float) -> torch.Tensor:
+        def edit(p: int, s: float) -> Latent:
             w_hat = model.edit_features(feats, t[p:p + 1], s)[1]
-            latent = model.remap(w_hat, t[p:p + 1], remap_strength) if remap_strength != 0 else Latent(w_hat)
-            return model.decode(latent).clamp(-1, 1)
+            return model.remap(w_hat, t[p:p + 1], remap_strength) if remap_strength != 0 else Latent(w_hat)
 
         def score(a: int, b: int):
-            """Edits of image i by pairs a..b-1, scored in one batch (the input's embeddings computed once)."""
-            edits = torch.cat([edit(*pairs[k]) for k in range(a, b)])
+            """Edits of image i by pairs a..b-1, scored in one batch (the input's embeddings computed once); with
+            a tuned model, the same codes decoded by it and scored too."""
+            latents = [edit(*pairs[k]) for k in range(a, b)]
             targets = torch.cat([t[p:p + 1] for p, _ in pairs[a:b]])
-            return edits, score_edits(clip, xi, edits, targets, src, input_clip_emb=input_emb[i:i + 1], **nets)
+            out = []
+            for m in [model] + ([tuned[i]] if tuned else []):
+                edits = torch.cat([m.decode(lat).clamp(-1, 1) for lat in latents])
+                out.append((edits, score_edits(clip, xi, edits, targets, src, input_clip_emb=input_emb[i:i + 1],
+                                               **nets)))
+            return out[0][0], out[0][1], out[1][1] if tuned else {}
 
         start = 0
-        for edits, scores in map_chunks(score, len(pairs)):
+        for edits, scores, tuned_scores in map_chunks(score, len(pairs)):
             edits_inc = None if inc is None else fidelity.inception_features(inc, edits)
             for k in range(len(edits)):
                 p, s = pairs[start + k]
                 rows.append({"image": names[i], "prompt": prompts[p], "strength": s,
-                             **{c: float(v[k]) for c, v in scores.items()}, "_order": (p, s, i)})
+                             **{c: float(v[k]) for c, v in scores.items()},
+                             **{f"{c}_tuned": float(v[k]) for c, v in tuned_scores.items()},
+                             **(_tuning_columns(tunings[i]) if tunings else {}), "_order": (p, s, i)})
                 thumbs[(p, s)].append(_thumb(edits[k:k + 1]))
                 if inc is not None:
                     edit_inc[(p, s)].append(edits_inc[k:k + 1])
@@ -114,6 +130,8 @@ def measure(model, names: list[str], x: torch.Tensor, prompts: list[str], streng
     for r in rows:
         del r["_order"]
     columns = [c for c in IMAGE_COLUMNS if c in rows[0]]
+    columns += [f"{c}_tuned" for c in columns if f"{c}_tuned" in rows[0]]
+    columns += [c for c in TUNING_COLUMNS if c in rows[0]]
     means = mean_rows(rows, columns)
     if inc is not None:
         for m in means:
