@@ -4,7 +4,7 @@
 #   bash bench/gpu_check.sh [--device cuda] [--size 1024] [--batch 1,8,32] [--precision fp32,bf16,fp16]
 #                           [--compile none,reduce-overhead] [--repeats 5] [--warmup 3] [--budget 180]
 #                           [--tests "tests/test_parity.py tests/test_fast.py"] [--test-timeout 210]
-#                           [--out DIR] [--official DIR] [--work DIR]
+#                           [--out DIR] [--official DIR] [--work DIR] [--tuning-steps 20] [--tuning-full 350]
 #
 # 1. installs the carried wheels (.whl/*.whl: open_clip_torch and what the machine lacks) into a private folder;
 #    nothing is fetched;
@@ -13,15 +13,19 @@
 # 3. runs the parity and fast-path tests on --device (fp32 against the golden arrays, bf16/fp16 against our fp32);
 # 4. times the edit (bench/gpu_check.py bench): every batch x precision x compile mode, our reference path, and
 #    the official path when its checkout is carried (--official, default official/);
-# 5. writes gpu_check.json, gpu_check.md, tests.log and bench.log to --out (default $OUT, else out/gpu_check)
-#    and prints the table. Exit status: 0 when the tests passed and every output was finite.
+# 5. times identity tuning at --size (bench/tuning_bench.py): seconds per PTI step, ours against the official
+#    decoder in PTI's loop (when carried) and our official form, then one whole tuning of --tuning-full steps
+#    (the target on an H100/H200 at 1024: 350 steps in 20 s); --tuning-steps 0 skips it;
+# 6. writes gpu_check.json, gpu_check.md, tests.log, bench.log and tuning.log to --out (default $OUT, else
+#    out/gpu_check) and prints the tables. Exit status: 0 when the tests passed and every output was finite (a
+#    tuning bench that cannot run, e.g. without the lpips package, says so in tuning.log and does not count).
 # bench/gpu_prepare.sh (run where PyPI is reachable) fills .whl/, .gpucheck/parity and official/.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Under 8 minutes: the kit (about a minute, estimated), the tests (cut at TEST_TIMEOUT), the bench (rows stop
 # starting after BUDGET seconds). Not yet measured on a GPU.
 DEVICE=cuda SIZE=1024 BATCH=1,8,32 PRECISION=fp32,bf16,fp16 COMPILE=none,reduce-overhead
-REPEATS=5 WARMUP=3 BUDGET=180 TEST_TIMEOUT=210
+REPEATS=5 WARMUP=3 BUDGET=180 TEST_TIMEOUT=210 TUNING_STEPS=20 TUNING_FULL=350
 TESTS="tests/test_parity.py tests/test_fast.py"
 OUTDIR="${OUT:-$ROOT/out/gpu_check}" OFFICIAL="$ROOT/official"
 WORK="${GPU_CHECK_WORK:-${TMPDIR:-/tmp}/clipinverter-gpu-check}"
@@ -31,6 +35,7 @@ while [ $# -gt 0 ]; do
     --compile) COMPILE="$2";; --repeats) REPEATS="$2";; --warmup) WARMUP="$2";; --budget) BUDGET="$2";;
     --tests) TESTS="$2";; --test-timeout) TEST_TIMEOUT="$2";;
     --out) OUTDIR="$2";; --official) OFFICIAL="$2";; --work) WORK="$2";;
+    --tuning-steps) TUNING_STEPS="$2";; --tuning-full) TUNING_FULL="$2";;
     *) echo "error: unknown option $1 (see the head of $0)" >&2; exit 2;;
   esac
   shift 2
@@ -73,5 +78,15 @@ step "bench on $DEVICE (budget $BUDGET s)"
   --compile "$COMPILE" --repeats "$REPEATS" --warmup "$WARMUP" --budget "$BUDGET" --official "$OFFICIAL" --kit "$(dirname "$BUNDLE")" \
   --junit "$WORK/junit.xml" --out "$OUTDIR" 2>&1 | tee "$OUTDIR/bench.log"
 status=${PIPESTATUS[0]}
+
+if [ "$TUNING_STEPS" -gt 0 ]; then
+  step "identity tuning on $DEVICE at $SIZE ($TUNING_STEPS steps a path, then one of $TUNING_FULL)"
+  "$PY" bench/tuning_bench.py --kit "$(dirname "$BUNDLE")" --device "$DEVICE" --steps "$TUNING_STEPS" --warmup 2 \
+    --rounds 1 --official "$OFFICIAL" --work "$WORK/tuning" --full "$TUNING_FULL" 2>&1 | tee "$OUTDIR/tuning.log"
+  "$PY" bench/tuning_bench.py --kit "$(dirname "$BUNDLE")" --device "$DEVICE" --work "$WORK/tuning" \
+    --measure memory 2>&1 | tee -a "$OUTDIR/tuning.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || echo "tuning bench: did not run (see above); not counted in the exit status" \
+    | tee -a "$OUTDIR/tuning.log"
+fi
 step "done: $OUTDIR/gpu_check.json, gpu_check.md (exit $status)"
 exit "$status"

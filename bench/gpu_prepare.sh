@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fills the ignored folders that bench/gpu_check.sh needs on a device machine, which reaches nothing. Run it
 # here (where PyPI is reachable), in the checkout that the device tool sends (the session's own checkout):
-#   .whl/              wheels of what the machine's image lacks (open_clip_torch, ftfy, wcwidth; pure Python)
+#   .whl/              wheels of what the machine's image lacks (open_clip_torch, ftfy, wcwidth, lpips; pure Python)
 #   .gpucheck/parity/  the parity kit's recipe, manifests and golden arrays (../shared/parity does not travel)
 #   official/          the official CLIPInverter's Python files, from its git mirror (the speed anchor)
 # Then carry them: run(command="bash bench/gpu_check.sh", carry=[".whl", ".gpucheck", "official"]).
@@ -10,7 +10,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python3}"
 PARITY="${CLIPINVERTER_PARITY:-$ROOT/../shared/parity}"
 MIRROR="${OFFICIAL_MIRROR:-/work/.mirror/johnberg1+CLIPInverter/repo}"
-WHEELS="${GPU_WHEELS:-open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth==0.9.4}"
+WHEELS="${GPU_WHEELS:-open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth==0.9.4 lpips==0.1.4}"
 cd "$ROOT"
 
 echo "== wheels for the device's Python 3.12: $WHEELS"
