@@ -23,6 +23,16 @@ log = logging.getLogger("clipinverter")
 TUNING_ITEMS = 8   # batch items of working memory the tuning's backward pass is given room for (an estimate)
 
 
+def _need_lpips() -> None:
+    """The tuning's LPIPS takes its linear layers from the `lpips` package (requirements.txt)."""
+    try:
+        import lpips
+    except ImportError as e:
+        raise InputError("Refine Identity needs the lpips package (LPIPS' linear layers ship in it): install it "
+                         "into ComfyUI's Python (pip install lpips) and restart ComfyUI") from e
+    del lpips
+
+
 class RefineIdentity(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -70,8 +80,10 @@ class RefineIdentity(io.ComfyNode):
         if regulariser != "default":
             changes["regulariser"] = regulariser == "on"
         settings = d.replace(**changes)
+        alexnet = find_loss_file("alexnet", folders=paths.model_folders())  # before the load: a mistake is quick
+        _need_lpips()
         inv = model.on_device(TUNING_ITEMS)
-        lpips = load_lpips(find_loss_file("alexnet", folders=paths.model_folders()), inv.device)
+        lpips = load_lpips(alexnet, inv.device)
         x = to_encoder_input(faces)
         targets = unit_to_signed(F.interpolate(to_core(faces).float(), size=(inv.size, inv.size), mode="bilinear",
                                                align_corners=False, antialias=True).clamp(0, 1))

@@ -83,12 +83,13 @@ class LoadedInverter:
         room for `items` batch items, and returns the core model pointed at it."""
         # force_full_load: our modules have no ComfyUI weight casting, so they must sit wholly on one device
         mm.load_models_gpu([self.patcher, *also], memory_required=self.item_memory() * items, force_full_load=True)
+        more = patch_the_rest(self.patcher)
         inv = self.inverter
         inv.device = self.patcher.load_device
         # the generator's fused form keeps buffers derived from its weights: after ComfyUI swapped weight patches
         # (a tuned clone of this model, or the base again), derive them from the weights now in place
         patched = getattr(self.modules, "current_weight_patches_uuid", None)
-        if inv.generator is not None and getattr(self.modules, "derived_for", None) != patched:
+        if inv.generator is not None and (more or getattr(self.modules, "derived_for", None) != patched):
             inv.generator.refresh()
             self.modules.derived_for = patched
         return inv
@@ -97,6 +98,22 @@ class LoadedInverter:
         """Items per chunk: as many as the free memory holds by the estimate, 1 to MAX_CHUNK."""
         free = mm.get_free_memory(self.device)
         return max(1, min(n, MAX_CHUNK, int(free * FREE_FRACTION) // max(self.item_memory(), 1)))
+
+
+def patch_the_rest(patcher) -> int:
+    """Applies the weight patches that ComfyUI's ModelPatcher.load left out; returns how many.
+
+    Its load patches only the parameters of modules whose children hold none (`_load_list` skips a module with
+    parameters of its own beside children that have theirs), so in the generator it leaves out every
+    ModulatedConv2d's `weight` (beside its `modulation` layer) and every ToRGB's `bias` (beside its `conv`): 27 of
+    a tuning's 94 tensors, the convolution weights among them. They are patched here the way the load patches
+    the others (`patch_weight_to_device`: the weight backed up first, in the backup all clones share), so that
+    unpatching (another clone's load, an unload) restores them with the rest. After a load every key the load
+    patched is in the backup: a patched key that is not has not been applied."""
+    rest = [key for key in patcher.patches if key not in patcher.backup]
+    for key in rest:
+        patcher.patch_weight_to_device(key, device_to=patcher.load_device)
+    return len(rest)
 
 
 def companion(net: nn.Module, model: LoadedInverter):

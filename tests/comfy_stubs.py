@@ -135,9 +135,11 @@ def _make_mm():
 class ModelPatcher:
     """Moves its module the way ComfyUI's ModelPatcher does: a full load moves each module that holds parameters
     (`.to` per module), then the whole model; `detach` moves the whole model to the offload device. Clones share
-    the module and carry weight patches ("diff": weight + strength * diff), applied at load over the weights
-    backed up once for all clones (restored first when another clone's patches are in place), and the load sets
-    `model.current_weight_patches_uuid`, as ComfyUI's do."""
+    the module and carry weight patches ("diff": weight + strength * diff). A load whose patches are not the ones in
+    place restores the weights backed up (one backup for all clones), then patches, as ComfyUI 0.8.0's does: only
+    the parameters of modules whose parameters are all their own (its `_load_list` skips a module with parameters
+    beside children that hold some); `patch_weight_to_device` patches one key. The load sets
+    `model.current_weight_patches_uuid`."""
 
     def __init__(self, model, load_device, offload_device, size=0, weight_inplace_update=False):
         self.model, self.load_device, self.offload_device = model, load_device, offload_device
@@ -165,15 +167,23 @@ class ModelPatcher:
         if getattr(self.model, "current_weight_patches_uuid", None) != self.patches_uuid:
             for key, weight in self.backup.items():
                 _set_param(self.model, key, weight.to(device_to))
-            for key, patches in self.patches.items():
-                weight = self.model.get_parameter(key)
-                if key not in self.backup:
-                    self.backup[key] = weight.detach().clone()
-                out = self.backup[key].to(device_to, torch.float32)
-                for strength, (diff,), strength_model, _, _ in patches:
-                    out = out * strength_model + strength * diff.to(out)
-                _set_param(self.model, key, out.to(weight.dtype))
+            self.backup.clear()
+            for key in self.patches:
+                owner = self.model.get_submodule(key.rpartition(".")[0])
+                if len(list(owner.parameters(recurse=False))) == len(list(owner.parameters())):
+                    self.patch_weight_to_device(key, device_to)
             self.model.current_weight_patches_uuid = self.patches_uuid
+
+    def patch_weight_to_device(self, key, device_to=None, inplace_update=False):
+        if key not in self.patches:
+            return
+        weight = self.model.get_parameter(key)
+        if key not in self.backup:
+            self.backup[key] = weight.detach().clone()
+        out = self.backup[key].to(device_to or weight.device, torch.float32)
+        for strength, (diff,), strength_model, _, _ in self.patches[key]:
+            out = out * strength_model + strength * diff.to(out)
+        _set_param(self.model, key, out.to(weight.dtype))
 
     def detach(self, unpatch_all=True):
         # meta tensors hold no values to copy back: there the offload can only allocate on the offload device

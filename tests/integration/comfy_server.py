@@ -17,6 +17,7 @@ SKIP_REASON = ("COMFYUI_PATH is not set: these tests start a real ComfyUI server
 PACK_FOLDER = "comfyui-clipinverter"
 BUNDLE = "clipinverter_faces.safetensors"  # in models/clipinverter, as users put it
 EXTRA_BUNDLE = "found_through_extra_model_paths.safetensors"  # in a folder only extra_model_paths.yaml names
+ALEXNET = "alexnet-owt-7be5be79.pth"  # Refine Identity's LPIPS network, in models/clipinverter as users put it
 
 
 class Server:
@@ -79,6 +80,17 @@ def write_sample_images(folder: str) -> None:
         os.path.join(folder, "face.png"))
     Image.fromarray(data.chelsea()).save(os.path.join(folder, "reference.png"))
     Image.fromarray(data.astronaut()).save(os.path.join(folder, "photo.png"))
+
+
+def write_alexnet_standin(path: str) -> None:
+    """A stand-in of torchvision's AlexNet (random features, seeded) where the parity kit's is not at hand: LPIPS
+    reads only its `features.*`."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    features = torchvision.models.alexnet(weights=None).features
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
 
 
 def load_example(name: str) -> dict:

@@ -4,7 +4,7 @@ Set COMFYUI_PATH to a ComfyUI source tree (e.g. pollockjj/ComfyUI, 0.8.0) and, w
 the one running pytest, COMFYUI_PYTHON to it. Without COMFYUI_PATH every test here skips, saying so.
 The server runs on 127.0.0.1 with a temporary base directory: this checkout linked into custom_nodes/, a
 stand-in bundle in models/clipinverter (and under another name in a folder only extra_model_paths.yaml names),
-and the sample images in input/.
+Refine Identity's LPIPS AlexNet (a stand-in) beside it, and the sample images in input/.
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import urllib.error
 
 import pytest
 
-from .comfy_server import (BUNDLE, COMFYUI_PATH, EXTRA_BUNDLE, HERE, PACK_FOLDER, ROOT, SKIP_REASON, Server,
-                           free_port, write_sample_images)
+from .comfy_server import (ALEXNET, BUNDLE, COMFYUI_PATH, EXTRA_BUNDLE, HERE, PACK_FOLDER, ROOT, SKIP_REASON, Server,
+                           free_port, write_alexnet_standin, write_sample_images)
 
 START_TIMEOUT_S = 240
 
@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory, standin256):
+def server(tmp_path_factory, standin256, lossnet_factory):
     if not COMFYUI_PATH:
         pytest.skip(SKIP_REASON)
     base = tmp_path_factory.mktemp("comfyui_base")
@@ -41,6 +41,10 @@ def server(tmp_path_factory, standin256):
     bundle = os.path.abspath(os.environ.get("CLIPINVERTER_TEST_BUNDLE", standin256))
     os.symlink(bundle, base / "models" / "clipinverter" / BUNDLE)
     os.symlink(bundle, base / "extra_models" / "clipinverter" / EXTRA_BUNDLE)
+    try:  # Refine Identity's LPIPS AlexNet: the test kit's stand-in, else a seeded random one
+        os.symlink(lossnet_factory(0)["alexnet"], base / "models" / "clipinverter" / ALEXNET)
+    except pytest.skip.Exception:
+        write_alexnet_standin(str(base / "models" / "clipinverter" / ALEXNET))
     yaml = base / "extra_model_paths.yaml"
     yaml.write_text(f"clipinverter_tests:\n  base_path: {base / 'extra_models'}\n  clipinverter: clipinverter\n")
     write_sample_images(str(base / "input"))

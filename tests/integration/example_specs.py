@@ -26,17 +26,20 @@ def _image(key, name, x, y):
     return {"key": key, "type": "LoadImage", "pos": [x, y], "widgets": {"image": name}}
 
 
-def _edit_chain(embedding_key, x=780, y=40, prefix="clipinverter/edit", faces=("face", "IMAGE")):
+def _edit_chain(embedding_key, x=780, y=40, prefix="clipinverter/edit", faces=("face", "IMAGE"),
+                model=("loader", "model")):
+    """Invert with CLIPAdapter -> Remap Latent -> StyleGAN Decode (-> Save Image with a prefix); `model`: the
+    (node, output) their model comes from (the embedding's encoder always takes the loader's)."""
     nodes = [
         {"key": "invert", "type": "CLIPInverterInvert", "pos": [x, y],
          "widgets": {"strength": 1.0, "coarse": True, "medium": True, "fine": True}},
         {"key": "remap", "type": "CLIPInverterRemap", "pos": [x + 340, y], "widgets": {"strength": 1.0}},
         {"key": "decode", "type": "CLIPInverterDecode", "pos": [x + 680, y]},
     ]
-    links = [["loader", "model", embedding_key, "model"], ["loader", "model", "invert", "model"], [*faces, "invert", "image"],
-             [embedding_key, "embedding", "invert", "embedding"], ["loader", "model", "remap", "model"],
+    links = [["loader", "model", embedding_key, "model"], [*model, "invert", "model"], [*faces, "invert", "image"],
+             [embedding_key, "embedding", "invert", "embedding"], [*model, "remap", "model"],
              ["invert", "latent", "remap", "latent"], [embedding_key, "embedding", "remap", "embedding"],
-             ["loader", "model", "decode", "model"], ["remap", "latent", "decode", "latent"]]
+             [*model, "decode", "model"], ["remap", "latent", "decode", "latent"]]
     if prefix:
         nodes.append({"key": "save", "type": "SaveImage", "pos": [x + 1000, y], "size": [420, 470],
                       "widgets": {"filename_prefix": prefix}})
@@ -127,6 +130,30 @@ def whole_photo():
                               ["paste", "image", "save", "images"]]}
 
 
+def identity_edit():
+    """The whole-photo edit with the generator first tuned to the person (Refine Identity, PTI's photo mode), so
+    that the edit keeps who it is; the tuned model does the edit. Refine Identity needs alexnet-owt-7be5be79.pth
+    (LPIPS) in models/clipinverter; steps 0 runs PTI's default (350, stopping at LPIPS 0.06): about a minute on a
+    GPU, far longer on a CPU (the tests run it with TEST_WIDGETS' 2 steps)."""
+    chain, links = _edit_chain("text", x=1160, prefix=None, faces=("align", "aligned"), model=("refine", "model"))
+    return {"nodes": [_loader(), _image("photo", PHOTO, 40, 240),
+                      {"key": "text", "type": "CLIPInverterEncodeText", "pos": [400, 40], "size": [340, 160],
+                       "widgets": {"text": "this person has blonde hair"}},
+                      {"key": "align", "type": "CLIPInverterAlignFace", "pos": [400, 260],
+                       "widgets": {"face_index": 0, "size": 256, "if_no_face": "error"}},
+                      {"key": "refine", "type": "CLIPInverterRefineIdentity", "pos": [780, 260],
+                       "widgets": {"mode": "photo", "steps": 0, "lpips_stop": 0.06, "lr": 0.0,
+                                   "regulariser": "default"}},
+                      {"key": "paste", "type": "CLIPInverterPasteBack", "pos": [2180, 40],
+                       "widgets": {"feather": 0.1}},
+                      {"key": "save", "type": "SaveImage", "pos": [2500, 40], "size": [420, 470],
+                       "widgets": {"filename_prefix": "clipinverter/identity_edit"}}] + chain,
+            "links": links + [["photo", "IMAGE", "align", "image"], ["loader", "model", "refine", "model"],
+                              ["align", "aligned", "refine", "faces"], ["photo", "IMAGE", "paste", "original"],
+                              ["decode", "image", "paste", "edited"], ["align", "alignment", "paste", "alignment"],
+                              ["paste", "image", "save", "images"]]}
+
+
 def video_edit():
     """ComfyUI's own video nodes around the edit: the face tracked through the clip, edited in every frame, pasted
     back, and the frames put back together with the clip's frame rate and sound."""
@@ -158,7 +185,12 @@ EXAMPLES = {
     "clipinverter_edit_then_diffusion_upscale": diffusion_upscale,
     "clipinverter_whole_photo_edit": whole_photo,
     "clipinverter_video_edit": video_edit,
+    "clipinverter_identity_edit": identity_edit,
 }
-PHOTO_SIZE = {"clipinverter_whole_photo_edit": (512, 512)}  # (W, H) of PHOTO: the pasted-back output's size
+PHOTO_SIZE = {"clipinverter_whole_photo_edit": (512, 512),  # (W, H) of PHOTO: the pasted-back output's size
+              "clipinverter_identity_edit": (512, 512)}
 VIDEOS = {"clipinverter_video_edit"}  # examples whose output is a video (SaveVideo), of the clip's size and length
 NEEDS_CHECKPOINT = {"clipinverter_edit_then_diffusion_upscale"}
+# widget values the tests set before they run an example (class_type -> {widget: value}): on the tests' CPU, Refine
+# Identity's default 350 steps would take many minutes; 2 steps tune it all the same
+TEST_WIDGETS = {"clipinverter_identity_edit": {"CLIPInverterRefineIdentity": {"steps": 2}}}

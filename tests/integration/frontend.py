@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import urllib.request
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -42,11 +43,22 @@ _MISSING = """() => window.app.graph.nodes
   .map(n => n.type)"""
 
 
+def _no_first_run_templates(url: str) -> None:
+    """On a server's first run the frontend opens its template browser over the canvas, seconds late on a busy
+    machine (over a thumbnail taken meanwhile): the setting it sets itself on that run says the run is not the
+    first."""
+    req = urllib.request.Request(url + "/settings/Comfy.TutorialCompleted", data=b"true", method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        r.read()
+
+
 @contextlib.contextmanager
 def frontend(url: str, width: int = 1600, height: int = 900):
     """A page with the ComfyUI frontend of the server at `url`, ready (window.app.graph exists)."""
     from playwright.sync_api import sync_playwright
 
+    _no_first_run_templates(url)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         try:
@@ -70,6 +82,16 @@ def load(page, workflow: dict) -> list[str]:
     page.wait_for_timeout(500)
     page.keyboard.press("Escape")  # a missing-nodes / missing-models dialog, if any
     return page.evaluate(_MISSING)
+
+
+def set_widgets(page, changes: dict) -> None:
+    """Sets widget values of the loaded graph, as a user would before queueing: {node type: {widget: value}}."""
+    page.evaluate("""(changes) => { for (const n of window.app.graph.nodes)
+      for (const [name, value] of Object.entries(changes[n.type] || {})) {
+        const w = (n.widgets || []).find(w => w.name === name);
+        if (!w) throw new Error(n.type + ' has no widget ' + name);
+        w.value = value;
+      } }""", changes)
 
 
 def queue(page) -> None:

@@ -1,6 +1,7 @@
 """The pack in a real ComfyUI server (COMFYUI_PATH): it imports, /object_info shows every node with its tooltips,
 the help pages are served, and every example workflow, posted in API format, runs to its images (the upscaler
-example fails only for want of its diffusion checkpoint)."""
+example fails only for want of its diffusion checkpoint). Refine Identity -> Save Tuning writes a file that Load
+Tuning lists and applies, and the real ModelPatcher's patches give the CLI's tuned pixels."""
 from __future__ import annotations
 
 import os
@@ -12,13 +13,15 @@ import pytest
 from PIL import Image
 
 from .comfy_server import BUNDLE, EXTRA_BUNDLE, PACK_FOLDER, ROOT, load_example
-from .example_specs import CHECKPOINT, EXAMPLES, NEEDS_CHECKPOINT, PHOTO_SIZE, VIDEOS
-from .workflow_api import to_api
+from .example_specs import CHECKPOINT, EXAMPLES, NEEDS_CHECKPOINT, PHOTO_SIZE, TEST_WIDGETS, VIDEOS
+from .workflow_api import set_widgets, to_api
 
 NODE_IDS = ["CLIPInverterLoader", "CLIPInverterEncodeText", "CLIPInverterEncodeImage", "CLIPInverterInvert",
             "CLIPInverterInvertOnly", "CLIPInverterRemap", "CLIPInverterDecode", "CLIPInverterBlendLatents",
             "CLIPInverterSaveLatent", "CLIPInverterLoadLatent", "CLIPInverterAlignFace", "CLIPInverterPasteBack",
-            "CLIPInverterEditMetrics"]
+            "CLIPInverterEditMetrics", "CLIPInverterRefineIdentity", "CLIPInverterSaveTuning",
+            "CLIPInverterLoadTuning"]
+TUNINGS = "clipinverter_tunings"  # the output folder's subfolder Save Tuning writes to
 
 
 def test_the_pack_imports_without_error(server):
@@ -53,7 +56,8 @@ def test_help_pages_are_served(server, node_id):
 def test_example_workflow_runs(server, object_info, name):
     workflow = load_example(name)
     assert not [n["type"] for n in workflow["nodes"] if n["type"] not in object_info], "missing node types"
-    status, reply = server.post("/prompt", {"prompt": to_api(workflow, object_info), "client_id": "tests"})
+    prompt = set_widgets(to_api(workflow, object_info), TEST_WIDGETS.get(name, {}))
+    status, reply = server.post("/prompt", {"prompt": prompt, "client_id": "tests"})
     if name in NEEDS_CHECKPOINT:
         assert status == 400, reply
         errors = reply["node_errors"]
@@ -111,6 +115,95 @@ def test_the_text_edit_example_gives_the_pixels_of_the_cli(server, object_info, 
                          cwd=ROOT, capture_output=True, text=True)
     assert cli.returncode == 0, cli.stderr
     diff = np.abs(ours.astype(int) - np.asarray(Image.open(tmp_path / "cli.png")).astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (diff.max(), int((diff > 0).sum()))  # float rounding only
+
+
+def _run(server, prompt: dict) -> dict:
+    status, reply = server.post("/prompt", {"prompt": prompt, "client_id": "tests"})
+    assert status == 200 and not reply["node_errors"], reply
+    done = server.wait_for(reply["prompt_id"])
+    assert done["status"]["status_str"] == "success", done["status"]
+    return done
+
+
+def _saved(server, done: dict, node_id: str) -> np.ndarray:
+    (img,) = done["outputs"][node_id]["images"]
+    return np.asarray(Image.open(os.path.join(server.base, "output", img["subfolder"], img["filename"]))).astype(int)
+
+
+def _loader_and_face() -> dict:
+    return {"loader": {"class_type": "CLIPInverterLoader",
+                       "inputs": {"bundle": BUNDLE, "device": "default", "precision": "fp32"}},
+            "face": {"class_type": "LoadImage", "inputs": {"image": "face.png"}}}
+
+
+def _decode_and_save(model: list, latent: list, prefix: str) -> tuple[dict, dict]:
+    return ({"class_type": "CLIPInverterDecode", "inputs": {"model": model, "latent": latent}},
+            {"class_type": "SaveImage", "inputs": {"images": None, "filename_prefix": f"clipinverter_tests/{prefix}"}})
+
+
+def _with_decodes(prompt: dict, decodes: dict) -> dict:
+    """decodes: {save node id: (model, latent, prefix)}: a StyleGAN Decode (id 'd_' + save id) and its Save Image."""
+    for key, (model, latent, prefix) in decodes.items():
+        decode, save = _decode_and_save(model, latent, prefix)
+        save["inputs"]["images"] = ["d_" + key, 0]
+        prompt["d_" + key], prompt[key] = decode, save
+    return prompt
+
+
+def test_refine_identity_save_and_load_tuning_give_the_tuned_pixels_of_the_cli(server, tmp_path):
+    """Refine Identity -> Save Tuning writes output/clipinverter_tunings/...; Load Tuning then lists it, and its
+    tuned model decodes as Refine Identity's (strength 0 as the base model); the text edit with it gives the CLI's
+    pixels with --tuning (the API's with_tuning: every tuned tensor in place, the fused buffers derived again)."""
+    tuned, pivot, base = ["refine", 0], ["refine", 1], ["loader", 0]
+    first = _with_decodes({**_loader_and_face(),
+                           "refine": {"class_type": "CLIPInverterRefineIdentity",
+                                      "inputs": {"model": base, "faces": ["face", 0], "mode": "photo", "steps": 2,
+                                                 "lpips_stop": 0.0, "lr": 0.0, "regulariser": "default"}},
+                           "save_tuning": {"class_type": "CLIPInverterSaveTuning",
+                                           "inputs": {"model": tuned, "filename_prefix": "tests/person"}}},
+                          {"tuned": (tuned, pivot, "tuned_pivot"), "base": (base, pivot, "base_pivot")})
+    done = _run(server, first)
+    (name,) = done["outputs"]["save_tuning"]["text"]
+    path = os.path.join(server.base, "output", TUNINGS, name)
+    assert name.startswith("tests/person_") and name.endswith(".safetensors") and os.path.isfile(path), name
+    tuned_px, base_px = _saved(server, done, "tuned"), _saved(server, done, "base")
+    assert np.abs(tuned_px - base_px).mean() > 1  # the tuning changed the generator; the base model kept its own
+
+    options = server.get("/object_info/CLIPInverterLoadTuning")["CLIPInverterLoadTuning"]["input"]["required"][
+        "tuning"][1]["options"]
+    assert name in options, options
+
+    text = "this person has blonde hair"
+    loaded, zero = ["load", 0], ["load_zero", 0]
+    second = _with_decodes({**_loader_and_face(),
+                            "load": {"class_type": "CLIPInverterLoadTuning",
+                                     "inputs": {"model": base, "tuning": name, "strength": 1.0}},
+                            "load_zero": {"class_type": "CLIPInverterLoadTuning",
+                                          "inputs": {"model": base, "tuning": name, "strength": 0.0}},
+                            "pivot": {"class_type": "CLIPInverterInvertOnly", "inputs": {"model": base,
+                                                                                          "image": ["face", 0]}},
+                            "text": {"class_type": "CLIPInverterEncodeText", "inputs": {"model": base, "text": text}},
+                            "invert": {"class_type": "CLIPInverterInvert",
+                                       "inputs": {"model": loaded, "image": ["face", 0], "embedding": ["text", 0],
+                                                  "strength": 1.0, "coarse": True, "medium": True, "fine": True}},
+                            "remap": {"class_type": "CLIPInverterRemap",
+                                      "inputs": {"model": loaded, "latent": ["invert", 0], "embedding": ["text", 0],
+                                                 "strength": 1.0}}},
+                           {"loaded": (loaded, ["pivot", 0], "loaded_pivot"),
+                            "zero": (zero, ["pivot", 0], "zero_pivot"),
+                            "edit": (loaded, ["remap", 0], "tuned_edit")})
+    done = _run(server, second)
+    assert np.abs(_saved(server, done, "loaded") - tuned_px).max() <= 1   # the saved tuning is the tuned model
+    assert np.abs(_saved(server, done, "zero") - base_px).max() <= 1      # strength 0: the base weights
+
+    bundle = os.path.join(server.base, "models", "clipinverter", BUNDLE)
+    cli = subprocess.run([sys.executable, "-m", "clipinverter_core", "edit", "--model", bundle, "--image",
+                          os.path.join(server.base, "input", "face.png"), "--text", text, "-o",
+                          str(tmp_path / "cli.png"), "--no-align", "--device", "cpu", "--tuning", path],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    diff = np.abs(_saved(server, done, "edit") - np.asarray(Image.open(tmp_path / "cli.png")).astype(int))
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (diff.max(), int((diff > 0).sum()))  # float rounding only
 
 

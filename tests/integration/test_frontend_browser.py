@@ -1,6 +1,7 @@
 """The example workflows in the real frontend (headless Chromium): each loads with no missing node; queued from
 the page, each runs to its images, except the upscaler example, which the server refuses for want of its
-diffusion checkpoint alone."""
+diffusion checkpoint alone. Widgets in example_specs.TEST_WIDGETS are set on the page first, as a user would
+(Refine Identity's steps: 2 on the tests' CPU)."""
 from __future__ import annotations
 
 import time
@@ -8,7 +9,7 @@ import time
 import pytest
 
 from .comfy_server import load_example
-from .example_specs import EXAMPLES, NEEDS_CHECKPOINT
+from .example_specs import EXAMPLES, NEEDS_CHECKPOINT, TEST_WIDGETS
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +34,11 @@ def _new_entry(server, before: set, timeout_s: float = 300):
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_example_loads_with_no_missing_node_and_runs_when_queued(page, server, name):
-    from .frontend import load, queue
+    from .frontend import load, queue, set_widgets
 
     before = set(server.get("/history"))
     assert load(page, load_example(name)) == []
+    set_widgets(page, TEST_WIDGETS.get(name, {}))
     queue(page)
     if name in NEEDS_CHECKPOINT:
         errors = page.evaluate("() => window.app.lastNodeErrors")

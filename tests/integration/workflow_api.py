@@ -42,3 +42,10 @@ def to_api(workflow: dict, object_info: dict) -> dict:
         prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs,
                                    "_meta": {"title": node.get("title", node["type"])}}
     return prompt
+
+
+def set_widgets(prompt: dict, changes: dict) -> dict:
+    """Sets widget values of an API-format prompt in place: changes = {class_type: {widget: value}}."""
+    for node in prompt.values():
+        node["inputs"].update(changes.get(node["class_type"], {}))
+    return prompt
