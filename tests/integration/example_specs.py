@@ -132,7 +132,8 @@ def whole_photo():
 
 def identity_edit():
     """The whole-photo edit with the generator first tuned to the person (Refine Identity, PTI's photo mode), so
-    that the edit keeps who it is; the tuned model does the edit. Refine Identity needs alexnet-owt-7be5be79.pth
+    that the edit keeps who it is; the tuned model does the edit. Align Face cuts the crop at the faces model's 1024,
+    the target the tuning reproduces (the encoder gets it resized to 256). Refine Identity needs alexnet-owt-7be5be79.pth
     (LPIPS) in models/clipinverter; steps 0 runs PTI's default (350, stopping at LPIPS 0.06): about a minute on a
     GPU, far longer on a CPU (the tests run it with TEST_WIDGETS' 2 steps)."""
     chain, links = _edit_chain("text", x=1160, prefix=None, faces=("align", "aligned"), model=("refine", "model"))
@@ -140,7 +141,7 @@ def identity_edit():
                       {"key": "text", "type": "CLIPInverterEncodeText", "pos": [400, 40], "size": [340, 160],
                        "widgets": {"text": "this person has blonde hair"}},
                       {"key": "align", "type": "CLIPInverterAlignFace", "pos": [400, 260],
-                       "widgets": {"face_index": 0, "size": 256, "if_no_face": "error"}},
+                       "widgets": {"face_index": 0, "size": 1024, "if_no_face": "error"}},
                       {"key": "refine", "type": "CLIPInverterRefineIdentity", "pos": [780, 260],
                        "widgets": {"mode": "photo", "steps": 0, "lpips_stop": 0.06, "lr": 0.0,
                                    "regulariser": "default"}},
