@@ -47,7 +47,9 @@ class RefineIdentity(io.ComfyNode):
             inputs=[
                 types.Model.Input("model", tooltip="From Load Inverter."),
                 io.Image.Input("faces", tooltip="Aligned faces of one person (Align Face), any size: they are "
-                                                "resized to the encoder's 256 and to the generator's side."),
+                                                "resized to the encoder's 256 and to the generator's side. Align "
+                                                "at the generator's side (1024 for the faces model) for a sharp "
+                                                "target."),
                 io.Combo.Input("mode", options=list(MODES), default="photo",
                                tooltip="photo: PTI (lr 3e-4, up to 350 steps, stops once LPIPS <= the stop); "
                                        "clip: STIT (one generator for all frames, lr 3e-5, 50 steps, the "

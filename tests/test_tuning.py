@@ -80,7 +80,7 @@ def test_tuned_weights_file_round_trips_and_is_bound_to_its_bundle(model, faces,
         with_tuning(model, back)
     not_tuning = tmp_path / "other.safetensors"
     save_file({"x": torch.zeros(1)}, str(not_tuning))
-    with pytest.raises(CheckpointError, match="not CLIPInverter tuned weights"):
+    with pytest.raises(CheckpointError, match="not a CLIPInverter tuned-weights file"):
         load_tuning(str(not_tuning))
 
 

@@ -4,7 +4,7 @@ Tensors: `param.<official name>` (the trainable weights), `optim.<i>.<key>` (the
 flattened), `rng.torch`, `rng.cuda.<d>`, `rng.numpy`, `rng.python`. Metadata (strings): format, format_version,
 step, config (JSON: the run's arguments and hyper-parameters), data_order (JSON), optim_groups and
 optim_scalars (JSON: the optimiser's hyper-parameters and its non-tensor state), rng_numpy and rng_python (JSON:
-the parts of those states that are not arrays). Written atomically (fileio.atomic_output); nothing is pickled.
+the parts of those states that are not arrays). Written atomically (fileio.write_tagged); nothing is pickled.
 """
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ import numpy as np
 import torch
 
 from .. import devices
-from ..errors import CheckpointError
-from ..fileio import atomic_output
+from ..fileio import read_tagged, write_tagged
 
 FORMAT = "clipinverter.training_checkpoint"
 FORMAT_VERSION = 1
@@ -94,36 +93,19 @@ def restore_rng(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, str]) ->
 def save(path: str, step: int, config: dict, params: Mapping[str, torch.Tensor], optimizer: dict,
          data_order: dict) -> None:
     """Writes the run state atomically. `optimizer` is the optimiser's state_dict()."""
-    from safetensors.torch import save_file
-
     tensors = {f"param.{k}": v.detach().cpu().contiguous() for k, v in params.items()}
     opt_tensors, opt_meta = flatten_optimizer(optimizer)
     rng_tensors, rng_meta = capture_rng()
     tensors.update(opt_tensors)
     tensors.update(rng_tensors)
-    meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "step": str(step),
-            "config": json.dumps(config), "data_order": json.dumps(data_order), **opt_meta, **rng_meta}
-    with atomic_output(path) as tmp:
-        save_file(tensors, tmp, metadata=meta)
+    meta = {"step": str(step), "config": json.dumps(config), "data_order": json.dumps(data_order), **opt_meta,
+            **rng_meta}
+    write_tagged(path, tensors, FORMAT, FORMAT_VERSION, meta)
 
 
 def load(path: str) -> RunState:
     """Reads a checkpoint written by `save`; CheckpointError (one line) for anything else."""
-    from safetensors import safe_open
-
-    if not os.path.isfile(path):
-        raise CheckpointError(f"no training checkpoint at {path}")
-    try:
-        with safe_open(path, framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # safetensors raises its own error types
-        raise CheckpointError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a CLIPInverter training checkpoint")
-    if meta.get("format_version") != str(FORMAT_VERSION):
-        raise CheckpointError(f"{path}: checkpoint format version {meta.get('format_version')}, this code reads "
-                              f"{FORMAT_VERSION}")
+    meta, tensors = read_tagged(path, FORMAT, FORMAT_VERSION, "training checkpoint")
     params = {k[len("param."):]: v for k, v in tensors.items() if k.startswith("param.")}
     rng = {"tensors": {k: v for k, v in tensors.items() if k.startswith("rng.")},
            "meta": {k: meta[k] for k in ("rng_numpy", "rng_python")}}
@@ -133,15 +115,5 @@ def load(path: str) -> RunState:
 
 def read_config(path: str) -> tuple[int, dict]:
     """(step, config) from the header alone."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(path, framework="pt") as f:
-            meta = f.metadata() or {}
-    except FileNotFoundError:
-        raise CheckpointError(f"no training checkpoint at {path}") from None
-    except Exception as e:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a CLIPInverter training checkpoint")
+    meta, _ = read_tagged(path, FORMAT, FORMAT_VERSION, "training checkpoint", tensors=False)
     return int(meta["step"]), json.loads(meta["config"])
