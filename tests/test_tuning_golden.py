@@ -18,7 +18,7 @@ from clipinverter_core.lossnets import load_lpips
 from clipinverter_core.networks import Generator
 from clipinverter_core.tuning import PivotalTuner, from_official, synthesise
 from clipinverter_core.weights.bundle import load_bundle, load_strict
-from conftest import PARITY, _need_kit
+from conftest import PARITY, _need_kit, report_figure
 from training_kit import GradCheck, Timer, load_golden, peak_rss_gb, rel, summarise
 
 TOL = 1e-8
@@ -34,7 +34,7 @@ def _generator(bundle_path: str, size: int) -> tuple[Generator, torch.Tensor]:
 
 
 @pytest.mark.parametrize("coach", ["pti", "stit"])
-def test_tuning_follows_the_official_coach(coach, kit_factory, lossnet_factory, capsys):
+def test_tuning_follows_the_official_coach(coach, kit_factory, lossnet_factory):
     _need_kit()
     g = load_golden(PARITY, f"pti_golden_{coach}_256.npz")
     assert str(g["coach"]) == coach
@@ -84,10 +84,10 @@ def test_tuning_follows_the_official_coach(coach, kit_factory, lossnet_factory, 
     # the generator given is not changed: its image at the first pivot is the untuned one
     with torch.no_grad():
         assert not torch.equal(synthesise(gen, pivots[:1]), synthesise(tuner.gen, pivots[:1]))
-    with capsys.disabled():
-        print(f"\n[tuning golden {coach}] worst relative error: losses {worst['loss']:.2e} (l2 {worst['l2']:.2e}, "
-              f"lpips {worst['lpips']:.2e}); first gradient norm {grad.worst['norm']:.2e} sum {grad.worst['sum']:.2e} "
-              f"full {grad.worst['full']:.2e}; change norm {change.worst['norm']:.2e} sum {change.worst['sum']:.2e} "
-              f"full {change.worst['full']:.2e}; final image {image_err:.2e} | {len(tuning.visits)} visits in "
-              f"{t.s:.1f} s, peak RSS {peak_rss_gb():.2f} GB")
+    report_figure("pivotal tuning against the official coaches, float64 (bound 1e-8)",
+                  f"{coach}: worst relative error: losses {worst['loss']:.2e} (l2 {worst['l2']:.2e}, "
+                  f"lpips {worst['lpips']:.2e}); first gradient norm {grad.worst['norm']:.2e} "
+                  f"sum {grad.worst['sum']:.2e} full {grad.worst['full']:.2e}; change norm {change.worst['norm']:.2e} "
+                  f"sum {change.worst['sum']:.2e} full {change.worst['full']:.2e}; final image {image_err:.2e} | "
+                  f"{len(tuning.visits)} visits in {t.s:.1f} s, peak RSS {peak_rss_gb():.2f} GB")
     assert not errors + grad.errors + change.errors, "\n".join((errors + grad.errors + change.errors)[:20])
