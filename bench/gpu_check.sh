@@ -4,7 +4,8 @@
 #   bash bench/gpu_check.sh [--device cuda] [--size 1024] [--batch 1,8,32] [--precision fp32,bf16,fp16]
 #                           [--compile none,reduce-overhead] [--repeats 5] [--warmup 3] [--budget 180]
 #                           [--tests "tests/test_parity.py tests/test_fast.py"] [--test-timeout 210]
-#                           [--out DIR] [--official DIR] [--work DIR] [--tuning-steps 20] [--tuning-full 350]
+#                           [--out DIR] [--official DIR] [--work DIR] [--tuning-steps 20] [--tuning-warmup 2]
+#                           [--tuning-full 350]
 #
 # 1. installs the carried wheels (.whl/*.whl: open_clip_torch and what the machine lacks) into a private folder;
 #    nothing is fetched;
@@ -25,7 +26,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Under 8 minutes: the kit (about a minute, estimated), the tests (cut at TEST_TIMEOUT), the bench (rows stop
 # starting after BUDGET seconds). Not yet measured on a GPU.
 DEVICE=cuda SIZE=1024 BATCH=1,8,32 PRECISION=fp32,bf16,fp16 COMPILE=none,reduce-overhead
-REPEATS=5 WARMUP=3 BUDGET=180 TEST_TIMEOUT=210 TUNING_STEPS=20 TUNING_FULL=350
+REPEATS=5 WARMUP=3 BUDGET=180 TEST_TIMEOUT=210 TUNING_STEPS=20 TUNING_WARMUP=2 TUNING_FULL=350
 TESTS="tests/test_parity.py tests/test_fast.py"
 OUTDIR="${OUT:-$ROOT/out/gpu_check}" OFFICIAL="$ROOT/official"
 WORK="${GPU_CHECK_WORK:-${TMPDIR:-/tmp}/clipinverter-gpu-check}"
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
     --compile) COMPILE="$2";; --repeats) REPEATS="$2";; --warmup) WARMUP="$2";; --budget) BUDGET="$2";;
     --tests) TESTS="$2";; --test-timeout) TEST_TIMEOUT="$2";;
     --out) OUTDIR="$2";; --official) OFFICIAL="$2";; --work) WORK="$2";;
-    --tuning-steps) TUNING_STEPS="$2";; --tuning-full) TUNING_FULL="$2";;
+    --tuning-steps) TUNING_STEPS="$2";; --tuning-warmup) TUNING_WARMUP="$2";; --tuning-full) TUNING_FULL="$2";;
     *) echo "error: unknown option $1 (see the head of $0)" >&2; exit 2;;
   esac
   shift 2
@@ -81,7 +82,7 @@ status=${PIPESTATUS[0]}
 
 if [ "$TUNING_STEPS" -gt 0 ]; then
   step "identity tuning on $DEVICE at $SIZE ($TUNING_STEPS steps a path, then one of $TUNING_FULL)"
-  "$PY" bench/tuning_bench.py --kit "$(dirname "$BUNDLE")" --device "$DEVICE" --steps "$TUNING_STEPS" --warmup 2 \
+  "$PY" bench/tuning_bench.py --kit "$(dirname "$BUNDLE")" --device "$DEVICE" --steps "$TUNING_STEPS" --warmup "$TUNING_WARMUP" \
     --rounds 1 --official "$OFFICIAL" --work "$WORK/tuning" --full "$TUNING_FULL" 2>&1 | tee "$OUTDIR/tuning.log"
   "$PY" bench/tuning_bench.py --kit "$(dirname "$BUNDLE")" --device "$DEVICE" --work "$WORK/tuning" \
     --measure memory 2>&1 | tee -a "$OUTDIR/tuning.log"

@@ -165,7 +165,7 @@ def main(argv=None) -> int:
     if a.full:
         t0 = time.perf_counter()
         ours(gen, lpips, w_avg, pivot, x, a.full, device)
-        print(f"one whole tuning of {a.full} steps (ours, no LPIPS stop): {time.perf_counter() - t0:.1f} s")
+        print(f"one whole tuning of {a.full} step(s) (ours, no LPIPS stop): {time.perf_counter() - t0:.1f} s")
     return 0
 
 
