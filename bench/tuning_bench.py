@@ -31,6 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from clipinverter_core.bench import PeakRSS, cpu_name  # noqa: E402
+from clipinverter_core import devices  # noqa: E402
 from clipinverter_core.devices import synchronize  # noqa: E402
 from clipinverter_core.lossnets import load_lpips  # noqa: E402
 from clipinverter_core.networks import Generator  # noqa: E402
@@ -127,7 +128,7 @@ def main(argv=None) -> int:
             return pti_loop(lambda w: g([w], input_is_latent=True, randomize_noise=False)[0], params, lpips, pivot, x,
                             n, device)
         paths = {"official": official, **paths}
-    where = cpu_name() if device.type == "cpu" else torch.cuda.get_device_name(device)
+    where = devices.device_name(device) or cpu_name()
     if a.measure == "memory":
         with PeakRSS(device) as peak:
             ours(gen, lpips, w_avg, pivot, x, 2, device)

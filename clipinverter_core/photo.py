@@ -33,8 +33,9 @@ from .latents import EditResult
 class Faces:
     """The faces of one photo, ready for the encoder."""
     x: torch.Tensor                  # (N, 3, 256, 256) in [-1, 1], on the model's device
-    photo: torch.Tensor | None       # (1, 3, H, W) in [0, 1], the photo they came from (or the crop as it is)
+    photo: torch.Tensor | None       # (1, 3, H, W) in [0, 1], the photo they came from; None for a crop as it is
     alignment: Alignment | None      # where each face sits in the photo; None for a crop as it is
+    given: object = None             # a crop given aligned: the PIL image as it came (face_targets resizes it)
 
 
 @dataclass
@@ -49,7 +50,7 @@ def find_faces(img, device, face_index: int | str = 0, if_no_face: str = "error"
     as the official transforms do). Otherwise FFHQ alignment of `face_index` (0 = the largest, or 'all');
     `if_no_face` 'error' raises FaceNotFoundError, 'passthrough' takes the whole photo, resized."""
     if aligned:
-        return Faces(devices.to_device(pil_to_encoder_input(img), device), to_unit_tensor(img, device), None)
+        return Faces(devices.to_device(pil_to_encoder_input(img), device), None, None, img)
     photo = to_unit_tensor(img, device)
     crops, alignment = align(photo, ENCODER_SIZE, face_index, if_no_face)
     return Faces(unit_to_signed(crops), photo, alignment)
@@ -59,10 +60,11 @@ def face_targets(faces: Faces, size: int) -> torch.Tensor:
     """The faces again at `size` (the generator's side) in [-1, 1], what identity tuning reproduces: cropped from
     the photo along the same quads (sharper than the encoder's 256 crop enlarged); a pass-through, or a crop
     given aligned, is the photo resized."""
-    if faces.photo is None:
-        raise InputError("identity tuning needs the photo the faces came from")
     if faces.alignment is None:
-        return unit_to_signed(passthrough_crop(0, faces.photo[0], size)[0][None])
+        if faces.given is None:
+            raise InputError("identity tuning needs the photo the faces came from")
+        crop = devices.to_device(to_unit_tensor(faces.given)[0], faces.x.device)
+        return unit_to_signed(passthrough_crop(0, crop, size)[0][None])
     crops = [passthrough_crop(0, faces.photo[e.batch_index], size)[0] if e.passthrough
              else align_quad(faces.photo[e.batch_index], e.quad, size)[0] for e in faces.alignment.faces]
     return unit_to_signed(torch.stack(crops))

@@ -29,13 +29,13 @@ def test_the_gpu_check_runs_on_the_cpu(tmp_path, kit256):
     env = {**os.environ, "PYTHON": sys.executable, "OUT": str(out), "CLIPINVERTER_KIT_CACHE": str(cache)}
     cmd = ["bash", os.path.join(ROOT, "bench", "gpu_check.sh"), "--device", "cpu", "--size", "256", "--batch", "1",
            "--precision", "fp32", "--compile", "none", "--repeats", "1", "--warmup", "1", "--tests", QUICK_TEST,
-           "--test-timeout", "900", "--tuning-steps", "1", "--tuning-warmup", "0", "--tuning-full", "1",
+           "--test-timeout", "900", "--tuning-steps", "1", "--tuning-warmup", "0", "--tuning-full", "0",
            "--official", str(tmp_path / "no_official"), "--work", str(tmp_path / "work")]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert sorted(os.listdir(out)) == ["bench.log", "gpu_check.json", "gpu_check.md", "tests.log", "tuning.log"]
     tuning = (out / "tuning.log").read_text()
-    assert "| ours |" in tuning and "| ours, official form |" in tuning and "one whole tuning of 1 step(s)" in tuning
+    assert "| ours |" in tuning and "| ours, official form |" in tuning
     assert "peak memory of a photo tuning" in tuning and "did not run" not in tuning
     report = json.loads((out / "gpu_check.json").read_text())
     assert report["machine"]["device"] == "cpu" and report["machine"]["gpu"] is None
