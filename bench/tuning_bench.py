@@ -19,6 +19,7 @@ process of its own (a CPU allocator keeps what it freed: a second measurement wo
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import sys
@@ -116,14 +117,14 @@ def main(argv=None) -> int:
     paths = {"ours": lambda n: ours(gen, lpips, w_avg, pivot, x, n, device)}
 
     def official_form(n):
-        g = __import__("copy").deepcopy(gen)
+        g = copy.deepcopy(gen)
         return pti_loop(lambda w: g(w), list(synthesis_parameters(g).values()), lpips, pivot, x, n, device)
     paths["ours, official form"] = official_form
     if os.path.isfile(os.path.join(a.official, "models", "stylegan2", "model_remapper.py")):
         off = official_decoder(a.official, a.kit, size, device)
 
         def official(n):
-            g = __import__("copy").deepcopy(off)
+            g = copy.deepcopy(off)
             params = [p for name, p in g.named_parameters() if not name.startswith(("style.", "affine_mlps.", "lambdas"))]
             return pti_loop(lambda w: g([w], input_is_latent=True, randomize_noise=False)[0], params, lpips, pivot, x,
                             n, device)

@@ -62,24 +62,29 @@ def uint8_to_encoder_input(a: np.ndarray) -> torch.Tensor:
     t = torch.from_numpy(np.array(a, dtype=np.uint8))  # a writable copy
     if t.ndim == 3:
         t = t[None]
-    return unit_to_signed(t.permute(0, 3, 1, 2).float().div(255))
+    return uint8_to_signed(t.permute(0, 3, 1, 2))
 
 
-def tensor_to_encoder_input(images: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) in [0, 1] -> (B, 3, 256, 256) in [-1, 1] (antialiased bilinear resize when needed)."""
+def tensor_to_encoder_input(images: torch.Tensor, size: int = ENCODER_SIZE) -> torch.Tensor:
+    """(B, 3, H, W) in [0, 1] -> (B, 3, 256, 256) in [-1, 1] (antialiased bilinear resize when needed); `size`:
+    another side (identity tuning's targets at the generator's)."""
     if images.ndim != 4 or images.shape[1] != 3:
         raise InputError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
     if not torch.isfinite(images).all():
         raise InputError("the images hold NaN or infinite values")
-    if images.shape[2:] != (ENCODER_SIZE, ENCODER_SIZE):
-        images = F.interpolate(images, size=(ENCODER_SIZE, ENCODER_SIZE), mode="bilinear",
-                               align_corners=False, antialias=True)
+    if images.shape[2:] != (size, size):
+        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return unit_to_signed(images.clamp(0, 1))
 
 
 def unit_to_signed(images01: torch.Tensor) -> torch.Tensor:
     """Pictures in [0, 1] -> the encoder's [-1, 1], as the official Normalize(0.5, 0.5)."""
     return images01.sub(0.5).div(0.5)
+
+
+def uint8_to_signed(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 pictures (any layout, any device) -> [-1, 1] in `dtype`; other tensors are returned as they are."""
+    return unit_to_signed(images.to(dtype) / 255) if images.dtype == torch.uint8 else images
 
 
 def generator_to_unit(image: torch.Tensor) -> torch.Tensor:

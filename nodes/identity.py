@@ -8,11 +8,10 @@ import os
 import comfy.model_management as mm
 import comfy.utils
 import folder_paths
-import torch.nn.functional as F
 from comfy_api.latest import io
 
 from ..clipinverter_core.errors import InputError
-from ..clipinverter_core.images import unit_to_signed
+from ..clipinverter_core.images import tensor_to_encoder_input
 from ..clipinverter_core.lossnets import find_loss_file, load_lpips
 from ..clipinverter_core.pipeline import Latent
 from ..clipinverter_core.tuning import MODES, combine, defaults, load_tuning, refine_identity, save_tuning
@@ -87,8 +86,7 @@ class RefineIdentity(io.ComfyNode):
         inv = model.on_device(TUNING_ITEMS)
         lpips = load_lpips(alexnet, inv.device)
         x = to_encoder_input(faces)
-        targets = unit_to_signed(F.interpolate(to_core(faces).float(), size=(inv.size, inv.size), mode="bilinear",
-                                               align_corners=False, antialias=True).clamp(0, 1))
+        targets = tensor_to_encoder_input(to_core(faces).float(), inv.size)
         pbar = comfy.utils.ProgressBar(settings.steps)
         tuning = refine_identity(inv, x, targets, settings, lpips=lpips,
                                  progress=lambda step, total, visit: pbar.update_absolute(step, total),

@@ -95,17 +95,19 @@ def tuned_tracks(model, a, plan, frames) -> dict | None:
 
 def _tune_each(model, groups: list, settings, a) -> list:
     """One tuning per (faces, targets) group, with a progress line and its summary each, saved with
-    --save-tuning (FILE, or FILE_0, FILE_1, ... for several)."""
+    --save-tuning (FILE, or FILE_0, FILE_1, ... for several). The LPIPS network is loaded once for them all."""
+    from ..lossnets import find_loss_file, load_lpips
     from ..tuning import refine_identity, save_tuning
     from .common import numbered
 
+    lpips = load_lpips(find_loss_file("alexnet", a.alexnet), model.device)
     paths = numbered(a.save_tuning, len(groups), ".safetensors") if a.save_tuning else [None] * len(groups)
     tunings = []
     for k, ((faces, targets), path) in enumerate(zip(groups, paths)):
         desc = "tuning" + (f" face {k}" if len(groups) > 1 else "") + (f" ({len(faces)} frames)" if len(faces) > 1
                                                                           else "")
         with _progress(settings.steps, desc, a.quiet) as progress:
-            tuning = refine_identity(model, faces, targets, settings, alexnet=a.alexnet, progress=progress)
+            tuning = refine_identity(model, faces, targets, settings, lpips=lpips, progress=progress)
         print(tuning.summary(), file=sys.stderr)
         if path:
             save_tuning(path, tuning)

@@ -15,17 +15,12 @@ from typing import Callable
 import torch
 
 from ..errors import CheckpointError, InputError
+from ..images import uint8_to_signed
 from .coach import PivotalTuner, Tuning, synthesis_parameters
 from .settings import PHOTO, TuningSettings
 
 _SHA_CACHE: dict[tuple, str] = {}
 INVERT_CHUNK = 8   # faces inverted at once for the pivots
-
-
-def _signed(x: torch.Tensor) -> torch.Tensor:
-    from ..images import unit_to_signed
-
-    return unit_to_signed(x.float() / 255) if x.dtype == torch.uint8 else x
 
 
 def bundle_sha256(path: str) -> str:
@@ -88,7 +83,7 @@ def refine_identity(model, faces: torch.Tensor, targets: torch.Tensor, settings:
     if lpips is None:
         from ..lossnets import find_loss_file, load_lpips
         lpips = load_lpips(find_loss_file("alexnet", alexnet), model.device)
-    pivots = torch.cat([model.invert(_signed(faces[a:a + INVERT_CHUNK]))[0].float().cpu()
+    pivots = torch.cat([model.invert(uint8_to_signed(faces[a:a + INVERT_CHUNK]))[0].float().cpu()
                         for a in range(0, len(faces), INVERT_CHUNK)])
     tuner = PivotalTuner(model.generator, lpips, model.latent_avg[0].float(), settings)
     tuning = tuner.run(pivots, targets, progress=progress, check=check)

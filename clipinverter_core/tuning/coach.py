@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from ..images import unit_to_signed
+from ..images import uint8_to_signed
 from ..networks.stylegan2 import Generator
 from ..training.synthesis import synthesis
 from .regulariser import LocalityRegulariser
@@ -141,8 +141,7 @@ class PivotalTuner:
 
     def _image(self, images: torch.Tensor, f: int) -> torch.Tensor:
         """Image f as (1, 3, size, size) in [-1, 1] on the tuning's device and dtype."""
-        x = images[f:f + 1].to(self.device)
-        return x if images.dtype != torch.uint8 else unit_to_signed(x.to(self.dtype) / 255)
+        return uint8_to_signed(images[f:f + 1].to(self.device), self.dtype)
 
     def _run(self, pivots, images, progress, check, inspect) -> Tuning:
         s, gen = self.settings, self.gen
