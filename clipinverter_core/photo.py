@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from . import devices
-from .align import Alignment, FaceNotFoundError, align, to_unit_tensor
+from .align import Alignment, FaceFilter, FaceNotFoundError, align, to_unit_tensor
 from .align.crops import passthrough_crop
 from .align.video import crop_frame
 from .align.warp import align_quad
@@ -45,14 +45,16 @@ class Paste:
     color_match: float = 1.0
 
 
-def find_faces(img, device, face_index: int | str = 0, if_no_face: str = "error", aligned: bool = False) -> Faces:
+def find_faces(img, device, face_index: int | str = 0, if_no_face: str = "error", aligned: bool = False,
+               keep: FaceFilter = FaceFilter()) -> Faces:
     """A PIL photo's faces for the encoder. `aligned`: the photo is an FFHQ-aligned crop already (resized to 256
-    as the official transforms do). Otherwise FFHQ alignment of `face_index` (0 = the largest, or 'all');
-    `if_no_face` 'error' raises FaceNotFoundError, 'passthrough' takes the whole photo, resized."""
+    as the official transforms do). Otherwise FFHQ alignment of `face_index` (0 = the largest, or 'all') among the
+    detections `keep` accepts; `if_no_face` 'error' raises FaceNotFoundError, 'passthrough' takes the whole photo,
+    resized."""
     if aligned:
         return Faces(devices.to_device(pil_to_encoder_input(img), device), None, None, img)
     photo = to_unit_tensor(img, device)
-    crops, alignment = align(photo, ENCODER_SIZE, face_index, if_no_face)
+    crops, alignment = align(photo, ENCODER_SIZE, face_index, if_no_face, keep=keep)
     return Faces(unit_to_signed(crops), photo, alignment)
 
 
@@ -71,14 +73,15 @@ def face_targets(faces: Faces, size: int) -> torch.Tensor:
 
 
 def faces_of_photos(paths: Iterable[str], device, aligned: bool = False, warn: Callable[[str], None] = print,
-                    target_size: int | None = None) -> tuple[list[str], torch.Tensor, torch.Tensor | None]:
+                    target_size: int | None = None, keep: FaceFilter = FaceFilter()
+                    ) -> tuple[list[str], torch.Tensor, torch.Tensor | None]:
     """(the paths kept, (N, 3, 256, 256) in [-1, 1], with `target_size` the same faces at that side (face_targets,
     for identity tuning) else None): each photo's largest face (or the crop as it is); photos without a face are
     left out with a warning."""
     kept, faces, targets = [], [], []
     for path in paths:
         try:
-            found = find_faces(load_image(path), device, 0, aligned=aligned)
+            found = find_faces(load_image(path), device, 0, aligned=aligned, keep=keep)
         except FaceNotFoundError:
             warn(f"warning: no face found in {path}; left out (pass --no-align for crops already aligned)")
             continue

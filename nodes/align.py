@@ -9,7 +9,7 @@ import torch
 from comfy_api.latest import io
 
 from ..clipinverter_core.align import Alignment, FaceNotFoundError, align, paste_edits
-from ..clipinverter_core.align.detect import FACE_ORDERS
+from ..clipinverter_core.align.detect import FACE_ORDERS, MIN_FACE_SCORE, MIN_FACE_SIZE, FaceFilter
 from ..clipinverter_core.align.track import looks_like_video
 from ..clipinverter_core.align.video import align_clip, scan_frames
 from ..clipinverter_core.errors import InputError
@@ -52,6 +52,13 @@ class AlignFace(io.ComfyNode):
                                        "frames (0 = per-frame detections). No lag: the whole clip is known."),
                 io.Int.Input("hold", optional=True, default=5, min=0, max=240,
                              tooltip="Tracking: frames a lost face keeps its last crop before if_no_face applies."),
+                io.Float.Input("min_face_score", optional=True, default=MIN_FACE_SCORE, min=0.0, max=5.0, step=0.05,
+                               tooltip="Detections the face detector scores lower are not faces (measured: real "
+                                       "faces 1.06 to 1.67 in photos, down to 0.32 in the frames of a turning face; "
+                                       "a mission patch on a suit 0.07 to 0.12). 0 keeps every one."),
+                io.Float.Input("min_face_size", optional=True, default=MIN_FACE_SIZE, min=0.0, max=1.0, step=0.05,
+                               tooltip="Faces narrower than this fraction of the widest face in the photo are left "
+                                       "out. 0 keeps them all."),
             ],
             outputs=[
                 io.Image.Output(display_name="aligned",
@@ -63,8 +70,9 @@ class AlignFace(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, face_index, size, if_no_face, face_order=FACE_ORDERS[0], tracking="auto",
-                smoothing=3.0, hold=5) -> io.NodeOutput:
+                smoothing=3.0, hold=5, min_face_score=MIN_FACE_SCORE, min_face_size=MIN_FACE_SIZE) -> io.NodeOutput:
         which = "all" if face_index < 0 else int(face_index)
+        keep = FaceFilter(float(min_face_score), float(min_face_size))
         photos = to_core(image)
         n = photos.shape[0]
         pbar = comfy.utils.ProgressBar(2 * n if tracking != "off" and n > 1 else n)
@@ -72,7 +80,7 @@ class AlignFace(io.ComfyNode):
         try:
             if tracking != "off" and n > 1:
                 detections, cuts = scan_frames(frames, mm.throw_exception_if_processing_interrupted,
-                                               lambda k: pbar.update(1))
+                                               lambda k: pbar.update(1), keep)
                 if tracking == "on" or looks_like_video(cuts):
                     crops, alignment = align_clip(photos, int(size), which, if_no_face, face_order, float(smoothing),
                                                   int(hold), detections, cuts,
@@ -80,19 +88,20 @@ class AlignFace(io.ComfyNode):
                                                   lambda k: pbar.update(1))
                     return io.NodeOutput(to_comfy(crops), alignment)
                 return cls._each(photos, which, int(size), if_no_face, face_order, pbar, detections)
-            return cls._each(photos, which, int(size), if_no_face, face_order, pbar)
+            return cls._each(photos, which, int(size), if_no_face, face_order, pbar, keep=keep)
         except FaceNotFoundError as e:
             raise FaceNotFoundError(f"Align Face: {e}") from None
 
     @staticmethod
-    def _each(photos, which, size, if_no_face, face_order, pbar, detections=None) -> io.NodeOutput:
+    def _each(photos, which, size, if_no_face, face_order, pbar, detections=None, keep=FaceFilter()
+              ) -> io.NodeOutput:
         """Each photo aligned on its own (detections reused when the tracking check already ran them)."""
         crops, faces = [], []
         for b in range(photos.shape[0]):
             mm.throw_exception_if_processing_interrupted()
             try:
                 found = None if detections is None else [detections[b]]
-                crop, aligned = align(photos[b:b + 1].float(), size, which, if_no_face, found, face_order)
+                crop, aligned = align(photos[b:b + 1].float(), size, which, if_no_face, found, face_order, keep)
             except FaceNotFoundError:
                 raise FaceNotFoundError(f"no face found in photo {b} of the batch (a frontal face of "
                                         "about 80 px or more is needed); set if_no_face to passthrough to use "

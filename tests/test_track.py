@@ -15,6 +15,7 @@ from clipinverter_core import align as A
 from clipinverter_core.align import track as T
 from clipinverter_core.align import video as V
 from clipinverter_core.errors import InputError
+from conftest import report_figure
 from synthetic_clips import COVERED, PATH_FRAMES, tracking_clip
 
 from skimage import data as skimage_data  # requirements-dev.txt: a missing install fails, never skips
@@ -47,7 +48,11 @@ def crop_width(quad: np.ndarray) -> float:
 def test_the_clip_is_as_designed(clip):
     _, _, detections, cuts = clip
     assert np.flatnonzero(cuts).tolist() == [PATH_FRAMES]  # the cut, and neither the motion nor the card
-    assert [t for t, d in enumerate(detections) if not d] == list(COVERED)
+    assert [t for t, d in enumerate(detections) if not d] == list(COVERED)  # the default FaceFilter keeps her
+    lowest = min(f.score for d in detections for f in d)
+    report_figure("face detector scores on the package photos",
+                  f"the turning, noisy clip of test_track: the face's lowest score {lowest:.3f} in {len(detections)} "
+                  f"frames")
     assert T.looks_like_video(cuts) and not T.looks_like_video(np.array([False, True, True]))
 
 

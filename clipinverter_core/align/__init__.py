@@ -13,13 +13,13 @@ Files, one per step: detect.py, geometry.py, resample.py + warp.py (the crop), p
 `align` entry point over a batch of photos.
 """
 from .crops import align, to_unit_tensor
-from .detect import (DETECT_MAX_SIDE, PREDICTOR_FILE, UPSAMPLE_MAX_SIDE, Face, FaceNotFoundError, _dlib_models,
-                     detect_faces, predictor_path)
+from .detect import (DETECT_MAX_SIDE, PREDICTOR_FILE, UPSAMPLE_MAX_SIDE, Face, FaceFilter, FaceNotFoundError,
+                     _dlib_models, detect_faces, predictor_path)
 from .geometry import (BLUR_FRACTION, BORDER_FRACTION, CENTRE_SHIFT, EYE_SPAN, LANCZOS_LOBES, LEFT_EYE,
                        MIN_BORDER, MOUTH_LEFT, MOUTH_RIGHT, MOUTH_SPAN, PAD_FRACTION, RIGHT_EYE, Alignment,
                        FaceAlignment, ffhq_quad)
 from .paste import face_mask, paste_back, paste_back_with_mask, paste_edits
 from .warp import align_face
 
-__all__ = ["Alignment", "Face", "FaceAlignment", "FaceNotFoundError", "align", "align_face", "detect_faces",
+__all__ = ["Alignment", "Face", "FaceAlignment", "FaceFilter", "FaceNotFoundError", "align", "align_face", "detect_faces",
            "face_mask", "ffhq_quad", "paste_back", "paste_back_with_mask", "paste_edits", "predictor_path", "to_unit_tensor"]

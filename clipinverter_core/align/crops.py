@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from .detect import Face, FaceNotFoundError, detect_faces, order_faces
+from .detect import Face, FaceFilter, FaceNotFoundError, detect_faces, order_faces
 from .geometry import Alignment, FaceAlignment, crop_corners
 from .warp import align_face
 
@@ -54,14 +54,16 @@ def passthrough_crop(b: int, image: torch.Tensor, size: int) -> tuple[torch.Tens
 
 
 def align(image, size: int = 256, face_index: int | str = 0, on_missing: str = "error",
-          faces: list[list[Face]] | None = None, face_order: str = "largest first") -> tuple[torch.Tensor, Alignment]:
+          faces: list[list[Face]] | None = None, face_order: str = "largest first", keep: FaceFilter = FaceFilter()
+          ) -> tuple[torch.Tensor, Alignment]:
     """Aligned face crops of a photo or a batch of photos.
 
     image: see `to_unit_tensor`; a tensor stays on its device. size: 256 for the encoder, 1024 to look at.
     face_index: which face of each photo, 0 = the first in `face_order` (the largest by default); 'all' = every
     face of every photo. face_order: 'largest first', 'left to right' or 'top to bottom' (detect.FACE_ORDERS).
     on_missing: 'error' raises FaceNotFoundError; 'passthrough' uses the whole photo, resized, instead.
-    faces: detections to reuse (one list per photo), e.g. from an earlier call's `detect_faces`.
+    faces: detections to reuse (one list per photo), e.g. from an earlier call's `detect_faces`; else the detections
+    that `keep` accepts (detect.FaceFilter: a minimum detector score and size).
     Returns (N, 3, size, size) in [0, 1] and the Alignment that `paste_back` needs."""
     if not isinstance(size, int) or size < 8:
         raise InputError(f"the crop size must be a whole number of pixels, 8 or more, not {size!r}")
@@ -73,7 +75,7 @@ def align(image, size: int = 256, face_index: int | str = 0, on_missing: str = "
     images = to_unit_tensor(image)
     crops, entries = [], []
     for b, photo in enumerate(images):
-        found = order_faces(faces[b] if faces is not None else detect_faces(photo), face_order)
+        found = order_faces(faces[b] if faces is not None else detect_faces(photo, keep), face_order)
         if not found:
             if on_missing == "passthrough":
                 crop, entry = passthrough_crop(b, photo, size)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .crops import passthrough_crop, to_unit_tensor
-from .detect import Face, FaceNotFoundError, detect_faces, order_faces
+from .detect import Face, FaceFilter, FaceNotFoundError, detect_faces, order_faces
 from .geometry import Alignment, FaceAlignment, crop_corners
 from .track import DETECTED, HELD, check_options, find_cuts, follow, frame_signature, smoothed_quads
 from .warp import align_quad
@@ -29,13 +29,14 @@ class PlannedCrop:
 
 
 def scan_frames(frames: Iterable[torch.Tensor], check: Callable[[], None] | None = None,
-                progress: Callable[[int], None] | None = None) -> tuple[list[list[Face]], np.ndarray]:
-    """Detections and cuts of frames given one at a time ((3, H, W) in [0, 1])."""
+                progress: Callable[[int], None] | None = None, keep: FaceFilter = FaceFilter()
+                ) -> tuple[list[list[Face]], np.ndarray]:
+    """Detections (those `keep` accepts) and cuts of frames given one at a time ((3, H, W) in [0, 1])."""
     detections, signatures = [], []
     for t, frame in enumerate(frames):
         if check is not None:
             check()
-        detections.append(detect_faces(frame))
+        detections.append(detect_faces(frame, keep))
         signatures.append(frame_signature(frame))
         if progress is not None:
             progress(t + 1)
@@ -83,14 +84,14 @@ def crop_frame(frame: torch.Tensor, t: int, planned: list[PlannedCrop], size: in
 def align_clip(frames, size: int = 256, face_index: int | str = 0, on_missing: str = "error",
                face_order: str = "largest first", smoothing: float = 2.0, hold: int = 5,
                detections: list[list[Face]] | None = None, cuts: np.ndarray | None = None,
-               check: Callable[[], None] | None = None, progress: Callable[[int], None] | None = None
-               ) -> tuple[torch.Tensor, Alignment]:
+               check: Callable[[], None] | None = None, progress: Callable[[int], None] | None = None,
+               keep: FaceFilter = FaceFilter()) -> tuple[torch.Tensor, Alignment]:
     """Tracked, smoothed crops of a clip (B, 3, H, W): like `align` with one face followed (or, 'all', each
     face of the first frame), not detected anew in each frame. progress(k) after each of the 2B steps (B
     detections, B crops); check() before each (cancel)."""
     images = to_unit_tensor(frames)
     if detections is None or cuts is None:
-        detections, cuts = scan_frames(images, check, progress)
+        detections, cuts = scan_frames(images, check, progress, keep)
     plan = plan_clip(detections, cuts, face_index, on_missing, face_order, smoothing, hold)
     crops, entries = None, []  # the crops go straight into one tensor: a long clip's are never held twice
     total = sum(len(planned) for planned in plan)

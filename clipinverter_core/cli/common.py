@@ -51,6 +51,38 @@ def face_index(text: str):
     raise argparse.ArgumentTypeError(f"expected 0, 1, ... or 'all', got {text!r}")
 
 
+def _at_least_zero(text: str) -> float:
+    v = float(text)
+    if not (v >= 0 and v != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a number 0 or more, got {text!r}")
+    return v
+
+
+def _fraction(text: str) -> float:
+    v = float(text)
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction from 0 to 1, got {text!r}")
+    return v
+
+
+def add_face_filter(p) -> None:
+    """--min-face-score and --min-face-size: which detections count as faces (align.FaceFilter; its defaults,
+    which tests/test_face_filter.py checks these against)."""
+    p.add_argument("--min-face-score", type=_at_least_zero, default=0.2,
+                   help="detections the face detector scores lower are not faces (measured: real faces 1.06 to "
+                        "1.67 in photos, down to 0.32 in the frames of a turning face, the astronaut's mission "
+                        "patch 0.07 to 0.12); 0 keeps every detection")
+    p.add_argument("--min-face-size", type=_fraction, default=0.2,
+                   help="faces narrower than this fraction of the widest face are left out; 0 keeps them all")
+
+
+def face_filter(a):
+    """The align.FaceFilter of --min-face-score and --min-face-size."""
+    from ..align import FaceFilter
+
+    return FaceFilter(a.min_face_score, a.min_face_size)
+
+
 def add_device(p, precision: bool = True) -> None:
     """--device (default: devices.default_device) and, for the edit commands, --precision."""
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available: CUDA, "

@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-from .common import add_device, add_input, add_quiet, warn_about_model
+from .common import add_device, add_face_filter, add_input, add_quiet, face_filter, warn_about_model
 from .identity import add_tuning_args
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -51,6 +51,7 @@ def add_parser(sub) -> None:
     p.add_argument("--lpips-alexnet", "--alexnet", dest="alexnet", help="alexnet-owt-7be5be79.pth (LPIPS); default: looked for in models/clipinverter")
     p.add_argument("--inception", help="Inception-v3 FID weights (FID, KID); default: looked for in "
                                        "models/clipinverter")
+    add_face_filter(p)
     add_device(p, precision=False)
     add_quiet(p)
     add_tuning_args(p, "photo", alexnet=False)  # --refine-identity: each edit scored with and without tuning
@@ -78,7 +79,7 @@ def run(a) -> int:
     model = CLIPInverter.from_bundle(a.model, a.device)
     standin = warn_about_model(model, a, "the edits will not look like faces")
     kept, x, targets = faces_of_photos(paths, model.device, a.no_align, warn=lambda m: print(m, file=sys.stderr),
-                                       target_size=model.size if a.refine_identity else None)
+                                       target_size=model.size if a.refine_identity else None, keep=face_filter(a))
     names = [os.path.basename(p) for p in kept]
     tuned, tunings = tuned_models(model, x, lambda: targets, a)
     result = measure(model, names, x, a.text, a.strength, a.remap_strength, a.source_text, arcface=a.arcface,

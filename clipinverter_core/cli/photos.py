@@ -1,7 +1,8 @@
 """`edit` and `align`: a photo through the photo flow (photo.py) to PNGs."""
 from __future__ import annotations
 
-from .common import add_device, add_input, add_quiet, face_index, numbered, steps, warn_about_model
+from .common import (add_device, add_face_filter, add_input, add_quiet, face_filter, face_index, numbered, steps,
+                     warn_about_model)
 from .identity import add_tuning_args
 
 
@@ -26,6 +27,7 @@ def add_parser(sub) -> None:
                    help="paste-back: 0..1, how far the edited face takes the photo's colours at its border")
     e.add_argument("--if-no-face", choices=("error", "passthrough"), default="error",
                    help="no face found: stop with an error (default), or edit the whole photo resized")
+    add_face_filter(e)
     add_device(e)
     add_quiet(e)
     e.add_argument("--save-raw", metavar="RAW", help="also write float32 text_embedding, w, w_hat, image "
@@ -39,6 +41,7 @@ def add_parser(sub) -> None:
     g.add_argument("-o", "--output", required=True, help="output PNG (with --face-index all: OUT_0.png, ...)")
     g.add_argument("--size", type=int, default=256, help="crop side: 256 for the encoder, 1024 to look at")
     g.add_argument("--face-index", default="0", type=face_index, help="0 = the largest face (default), or 'all'")
+    add_face_filter(g)
     add_quiet(g)
     g.set_defaults(run=run_align)
 
@@ -60,7 +63,7 @@ def run_edit(a) -> int:
         step()
         warn_about_model(model, a)
         try:
-            faces = find_faces(img, model.device, a.face_index, a.if_no_face, aligned=a.no_align)
+            faces = find_faces(img, model.device, a.face_index, a.if_no_face, aligned=a.no_align, keep=face_filter(a))
         except FaceNotFoundError as e:
             raise InputError(f"{e}; pass --no-align for a face crop that is already FFHQ-aligned, or "
                              "--if-no-face passthrough to edit the whole photo") from None
@@ -111,6 +114,6 @@ def run_align(a) -> int:
     from ..photo import pixels
 
     with steps(["finding the faces"], a.quiet):
-        crops, alignment = align(load_image(a.input), a.size, a.face_index)
+        crops, alignment = align(load_image(a.input), a.size, a.face_index, keep=face_filter(a))
     _write_pngs(a, pixels(crops), [f"face {face.face_index}" for face in alignment.faces])
     return 0

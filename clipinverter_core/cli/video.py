@@ -16,7 +16,7 @@ import os
 import sys
 
 from ..errors import CLIPInverterError, InputError
-from .common import add_device, add_input, add_quiet, warn_about_model
+from .common import add_device, add_face_filter, add_input, add_quiet, face_filter, warn_about_model
 from .identity import add_tuning_args
 
 H264_ENCODERS = ("libx264", "h264")  # FFmpeg's encoder names for H.264, in order of preference
@@ -41,6 +41,7 @@ def add_parser(sub) -> None:
     v.add_argument("--hold", type=int, default=5, help="frames a lost face keeps its last crop")
     v.add_argument("--if-no-face", choices=("error", "passthrough"), default="passthrough",
                    help="frames without a face (after --hold): stop, or keep them unedited (default)")
+    add_face_filter(v)
     v.add_argument("--feather", type=float, default=0.1, help="width of the paste's blend, a fraction of the crop")
     v.add_argument("--color-match", type=float, default=1.0, help="0..1: the face takes the frame's colours")
     v.add_argument("--batch-size", "--batch", type=int, default=8, help="frames edited at once (memory: one chunk)")
@@ -123,7 +124,7 @@ def run(a) -> int:
         raise InputError(f"the video is {width}x{height}; H.264 (yuv420p) needs an even width and height")
 
     with _bar(total, "scan", a.quiet) as bar:
-        detections, cuts = scan_frames(_frames(a.input), progress=lambda k: bar.update(1))
+        detections, cuts = scan_frames(_frames(a.input), progress=lambda k: bar.update(1), keep=face_filter(a))
     plan = plan_clip(detections, cuts, face_index, a.if_no_face, a.face_order, a.smoothing, a.hold)
     del detections
 
