@@ -12,7 +12,10 @@ Nothing here loads weights at import.
 """
 from __future__ import annotations
 
-from comfy_api.latest import ComfyExtension, io
+# The V3 API pinned at v0_0_2: the newest version that ComfyUI 0.8.0 (the integration tests' server) and 0.3.48 (the
+# floor in pyproject's requires-comfyui, where v0_0_2 first shipped) both have. `latest` moves with ComfyUI; a
+# pinned version is kept as an adapter when it does.
+from comfy_api.v0_0_2 import ComfyExtension, io
 
 from .align import AlignFace, PasteBack
 from .decode import Decode

@@ -6,7 +6,7 @@ import dataclasses
 import comfy.model_management as mm
 import comfy.utils
 import torch
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..clipinverter_core.align import Alignment, FaceNotFoundError, align, paste_edits
 from ..clipinverter_core.align.detect import FACE_ORDERS, MIN_FACE_SCORE, MIN_FACE_SIZE, FaceFilter

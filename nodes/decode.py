@@ -1,7 +1,7 @@
 """StyleGAN Decode: CLIPINVERTER_LATENT -> IMAGE."""
 from __future__ import annotations
 
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..clipinverter_core.images import generator_to_unit
 from ..clipinverter_core.pipeline import Latent

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 import torch
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..clipinverter_core.batching import features_once_per_face, pair_indices, take
 from ..clipinverter_core.inputs import STRENGTH_RANGE

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import torch
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..clipinverter_core.embeddings import NORM_REFERENCE_PROMPT, match_norm
 from ..clipinverter_core.errors import InputError

@@ -8,7 +8,7 @@ import os
 import comfy.model_management as mm
 import comfy.utils
 import folder_paths
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..clipinverter_core.errors import InputError
 from ..clipinverter_core.images import tensor_to_encoder_input

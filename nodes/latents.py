@@ -5,7 +5,7 @@ import os
 
 import folder_paths
 import torch
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..clipinverter_core.errors import InputError
 from ..clipinverter_core.fileio import atomic_output

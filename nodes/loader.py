@@ -6,7 +6,7 @@ import os
 
 import comfy.model_management as mm
 import torch
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..clipinverter_core.pipeline import PRECISIONS, CLIPInverter
 from . import paths, types

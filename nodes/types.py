@@ -7,7 +7,7 @@ CLIPINVERTER_LATENT     clipinverter_core.pipeline.Latent on the CPU, float32: W
 CLIPINVERTER_ALIGNMENT  clipinverter_core.align.Alignment: where each aligned crop sits in its photo (for Paste
                         Back); batch_index of each face refers to the photo batch given to Align Face
 """
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 Model = io.Custom("CLIPINVERTER_MODEL")
 Embedding = io.Custom("CLIPINVERTER_EMBEDDING")

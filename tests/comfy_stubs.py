@@ -1,4 +1,4 @@
-"""Stand-ins for the ComfyUI modules the nodes import (comfy_api.latest, comfy.*, folder_paths), so that the node
+"""Stand-ins for the ComfyUI modules the nodes import (comfy_api.v0_0_2, comfy.*, folder_paths), so that the node
 tests run without ComfyUI. They record what the nodes ask of ComfyUI: model loads, progress, cancel checks.
 
 `load_pack()` imports this checkout the way ComfyUI does: as a package under an arbitrary name, so the nodes'
@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACK_NAME = "custom_nodes_clipinverter_under_test"
 
 
-# --- comfy_api.latest --------------------------------------------------------------------------------------------
+# --- comfy_api.v0_0_2 --------------------------------------------------------------------------------------------
 class _Port:
     io_type = None
 
@@ -65,7 +65,7 @@ class _ComfyExtension:
 
 
 def _make_io():
-    io = types.ModuleType("comfy_api.latest.io")
+    io = types.ModuleType("comfy_api.v0_0_2.io")
     io.Custom = _comfytype
     for name, io_type in [("Image", "IMAGE"), ("Float", "FLOAT"), ("Int", "INT"), ("Boolean", "BOOLEAN"),
                           ("String", "STRING"), ("Combo", "COMBO"), ("Latent", "LATENT"), ("Mask", "MASK")]:
@@ -260,10 +260,10 @@ def _make_folder_paths(base: str):
 def install(base: str) -> types.ModuleType:
     """Puts the stand-ins in sys.modules (ComfyUI's folders under `base`); returns the folder_paths stand-in."""
     io = _make_io()
-    latest = types.ModuleType("comfy_api.latest")
-    latest.io, latest.ComfyExtension = io, _ComfyExtension
+    pinned = types.ModuleType("comfy_api.v0_0_2")  # the pack's pinned V3 version; no `latest`: an import of it fails
+    pinned.io, pinned.ComfyExtension = io, _ComfyExtension
     comfy_api = types.ModuleType("comfy_api")
-    comfy_api.latest = latest
+    comfy_api.v0_0_2 = pinned
     comfy = types.ModuleType("comfy")
     comfy.model_management = _make_mm()
     comfy.model_patcher = types.ModuleType("comfy.model_patcher")
@@ -273,13 +273,13 @@ def install(base: str) -> types.ModuleType:
     fp = _make_folder_paths(base)
     for d in ("models", "input", "output"):
         os.makedirs(os.path.join(base, d), exist_ok=True)
-    sys.modules.update({"comfy_api": comfy_api, "comfy_api.latest": latest, "comfy": comfy,
+    sys.modules.update({"comfy_api": comfy_api, "comfy_api.v0_0_2": pinned, "comfy": comfy,
                         "comfy.model_management": comfy.model_management, "comfy.model_patcher": comfy.model_patcher,
                         "comfy.utils": comfy.utils, "folder_paths": fp})
     return fp
 
 
-STUBBED = ("comfy_api", "comfy_api.latest", "comfy", "comfy.model_management", "comfy.model_patcher", "comfy.utils",
+STUBBED = ("comfy_api", "comfy_api.v0_0_2", "comfy", "comfy.model_management", "comfy.model_patcher", "comfy.utils",
            "folder_paths")
 
 
