@@ -5,10 +5,12 @@ import logging
 import os
 
 import comfy.model_management as mm
+import comfy.utils
 import torch
 from comfy_api.v0_0_2 import io
 
 from ..clipinverter_core.pipeline import PRECISIONS, CLIPInverter
+from ..clipinverter_core.weights.folder import convert_in_place
 from . import paths, types
 from .memory import LoadedInverter
 
@@ -36,8 +38,10 @@ class LoadInverter(io.ComfyNode):
             inputs=[
                 io.Combo.Input("bundle", options=paths.bundle_names(),
                                tooltip="A .safetensors bundle in ComfyUI/models/clipinverter (or a clipinverter: "
-                                       "path of extra_model_paths.yaml), made with `python -m clipinverter_core "
-                                       "convert` from the official files."),
+                                       "path of extra_model_paths.yaml). With the official files there as "
+                                       "downloaded (pretrained_faces.pt, e4e_ffhq_encode.pt, a CLIP ViT-B/32 file), "
+                                       "clipinverter_faces.safetensors is listed: the first run converts them into "
+                                       "it, beside them, and later runs load it."),
                 io.Combo.Input("device", options=DEVICES, default="default",
                                tooltip="default: ComfyUI's compute device (CUDA, MPS or CPU, as ComfyUI was "
                                        "started); cpu: always the CPU."),
@@ -52,11 +56,26 @@ class LoadInverter(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, bundle) -> bool | str:
         """Replaces ComfyUI's 'value not in list' with what is missing, where it was looked for, and the sources."""
-        return True if paths.has_bundle(bundle) else paths.missing_bundle_message(bundle)
+        if paths.has_bundle(bundle) or paths.pending_conversion(bundle) is not None:
+            return True
+        return paths.missing_bundle_message(bundle)
+
+    @classmethod
+    def fingerprint_inputs(cls, bundle, **_) -> str:
+        """The chosen file's size and modification time: a bundle replaced under the same name is loaded again, not
+        served from ComfyUI's cache of this node's output."""
+        files = paths.pending_conversion(bundle)
+        if files is not None:
+            return "convert:" + files.fingerprint()
+        if not paths.has_bundle(bundle):
+            return ""
+        st = os.stat(paths.bundle_path(bundle))
+        return f"{bundle}:{st.st_size}:{st.st_mtime_ns}"
 
     @classmethod
     def execute(cls, bundle, device, precision) -> io.NodeOutput:
-        path = paths.bundle_path(bundle)
+        files = paths.pending_conversion(bundle)
+        path = _convert(files) if files is not None else paths.bundle_path(bundle)
         load_device, offload_device = devices_for(device)
         # mmap=False: a copy in memory, so that a long-lived server survives the file being overwritten in place
         inverter = CLIPInverter.from_bundle(path, offload_device, precision, mmap=False)
@@ -68,3 +87,17 @@ class LoadInverter(io.ComfyNode):
             log.warning("clipinverter: %s holds stand-in RANDOM weights: edits will not look like faces", bundle)
         return io.NodeOutput(LoadedInverter(inverter, load_device, offload_device, os.path.basename(path)))
 
+
+def _convert(files) -> str:
+    """The official files into their bundle (the core's converter), with a progress bar over its five steps;
+    cancel stops between steps and leaves no file (the bundle is written atomically)."""
+    pbar = comfy.utils.ProgressBar(6)  # reading each of the three files, hashing, writing; then done
+
+    def step(message: str) -> None:
+        mm.throw_exception_if_processing_interrupted()
+        log.info("clipinverter: first run of %s: %s", os.path.basename(files.bundle), message)
+        pbar.update(1)
+    path = convert_in_place(files, step)
+    pbar.update(1)
+    log.info("clipinverter: converted the official files into %s", path)
+    return path

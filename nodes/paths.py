@@ -5,6 +5,7 @@ import os
 
 import folder_paths
 
+from ..clipinverter_core.weights.folder import OfficialFiles, bundle_name, official_files_in
 from ..clipinverter_core.weights.sources import official_files_help
 
 FOLDER = "clipinverter"
@@ -38,14 +39,27 @@ def tuning_path(name: str) -> str | None:
 
 
 def bundle_names() -> list[str]:
-    return folder_paths.get_filename_list(FOLDER)
+    """The bundles of the folder, and the catalog's bundle name (clipinverter_faces.safetensors) where the official
+    files it is made from sit in the folder unconverted: choosing it converts them (pending_conversion)."""
+    names = folder_paths.get_filename_list(FOLDER)
+    name = bundle_name()
+    return names + [name] if name not in names and pending_conversion(name) is not None else names
+
+
+def pending_conversion(name: str) -> OfficialFiles | None:
+    """For the catalog's bundle name, not converted yet: the official files of the first clipinverter folder that
+    holds all three (the bundle is written beside them). None otherwise."""
+    if name != bundle_name() or has_bundle(name):
+        return None
+    return next((files for files in map(official_files_in, model_folders()) if files is not None), None)
 
 
 def missing_bundle_message(name: str) -> str:
     """Names the file, the folders searched, and where the weights come from."""
     folders = ", ".join(folder_paths.get_folder_paths(FOLDER)) or f"ComfyUI/models/{FOLDER}"
     return (f"CLIPInverter bundle '{name}' is not in the '{FOLDER}' model folder ({folders}). "
-            f"Put a converted bundle there (models/README.md of this pack lists the sources). " + official_files_help())
+            f"Put a converted bundle there, or the three official files as downloaded: Load Inverter then offers "
+            f"{bundle_name()} and converts them once. " + official_files_help())
 
 
 def bundle_path(name: str) -> str:

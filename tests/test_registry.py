@@ -34,3 +34,20 @@ def test_the_nodes_import_the_pinned_v3_api_and_the_floor_has_it():
                      if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("comfy_api")}
     assert imported and {module for _, module in imported} == {"comfy_api.v0_0_2"}, sorted(imported)
     assert _pyproject()["tool"]["comfy"]["requires-comfyui"] == ">=0.3.48"  # the first ComfyUI with v0_0_2
+
+
+def test_every_model_link_of_the_example_workflows_downloads_the_file_it_names():
+    """The frontend's missing-model dialog downloads a `models` entry's url into its directory: each url must be the
+    file itself (its last path part is the name), never a page about it."""
+    import json
+
+    entries = []
+    for path in sorted(glob.glob(os.path.join(ROOT, "example_workflows", "*.json"))):
+        with open(path) as f:
+            workflow = json.load(f)
+        for node in workflow["nodes"]:
+            entries += [(os.path.basename(path), node["type"], m) for m in node.get("properties", {}).get("models", [])]
+    assert entries  # the diffusion upscale example names its checkpoint
+    for name, node_type, m in entries:
+        assert m["url"].startswith("https://") and m["url"].rsplit("/", 1)[1] == m["name"], (name, node_type, m)
+        assert node_type != "CLIPInverterLoader", (name, "no link downloads a bundle")

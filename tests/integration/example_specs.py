@@ -4,8 +4,6 @@ from __future__ import annotations
 
 BUNDLE = "clipinverter_faces.safetensors"
 CHECKPOINT = "v1-5-pruned-emaonly-fp16.safetensors"
-BUNDLE_MODEL = {"name": BUNDLE, "directory": "clipinverter",
-                "url": "https://github.com/clipinverter/comfyui-clipinverter/blob/main/models/README.md"}
 CHECKPOINT_MODEL = {"name": CHECKPOINT, "directory": "checkpoints",
                     "url": "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/"
                            "v1-5-pruned-emaonly-fp16.safetensors"}
@@ -17,9 +15,10 @@ BATCH_SLOTS = ("images.image0", "images.image1")
 
 
 def _loader(x=40, y=40):
+    # No "models" entry: no link downloads the bundle (Load Inverter converts it from the official files on the first
+    # run), and the frontend's missing-model dialog would offer to download a web page.
     return {"key": "loader", "type": "CLIPInverterLoader", "pos": [x, y],
-            "widgets": {"bundle": BUNDLE, "device": "default", "precision": "fp32"},
-            "properties": {"models": [BUNDLE_MODEL]}}
+            "widgets": {"bundle": BUNDLE, "device": "default", "precision": "fp32"}}
 
 
 def _image(key, name, x, y):
