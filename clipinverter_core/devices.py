@@ -29,6 +29,18 @@ def default_device(mps: bool = True) -> str:
     return "cpu"
 
 
+def auto_precision(device: torch.device | str) -> str:
+    """precision 'auto' outside ComfyUI (the nodes ask ComfyUI's model management instead): bf16 on a CUDA GPU that
+    computes it natively, fp16 on an older one (both within 1e-2 of fp32: tests/test_fast.py), fp32 elsewhere (the
+    CPU, where low precision is no faster, and MPS)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return "fp32"
+    if torch.version.hip:  # every ROCm GPU PyTorch supports computes bf16
+        return "bf16"
+    return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp16"  # Ampere and later
+
+
 def usable_device(name: str) -> torch.device:
     """The device a user named, if this machine and this build of torch have it; else one line saying what is
     here (InputError). `meta` is accepted: the device-safety tests run commands on it."""

@@ -39,12 +39,14 @@ class CLIPInverter:
 
     def __init__(self, bundle: Bundle, device: str | torch.device | None = None, precision: str = "fp32",
                  impl: str = "fast", compile: str | None = None):
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        if precision not in PRECISIONS and precision != "auto":
+            raise ValueError(f"precision must be 'auto' or one of {sorted(PRECISIONS)}, got {precision!r}")
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
         self.impl = impl
         self.device = torch.device(device or devices.default_device())
+        if precision == "auto":
+            precision = devices.auto_precision(self.device)
         self.dtype = PRECISIONS[precision]
         # The fast path in bf16/fp16 is mixed precision: the generator's weights and W+ codes stay float32, its
         # layers from 64x64 up compute in self.dtype, and so do the encoder and CLIP in fp16; in bf16 (8-bit

@@ -25,6 +25,14 @@ def devices_for(choice: str) -> tuple[torch.device, torch.device]:
     return mm.get_torch_device(), mm.unet_offload_device()
 
 
+def comfy_precision(device: torch.device) -> str:
+    """precision 'auto': what ComfyUI's model management would run a model in on `device` (its --force-fp32,
+    --force-fp16 and the device's abilities included)."""
+    if mm.should_use_bf16(device):
+        return "bf16"
+    return "fp16" if mm.should_use_fp16(device) else "fp32"
+
+
 class LoadInverter(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -45,9 +53,10 @@ class LoadInverter(io.ComfyNode):
                 io.Combo.Input("device", options=DEVICES, default="default",
                                tooltip="default: ComfyUI's compute device (CUDA, MPS or CPU, as ComfyUI was "
                                        "started); cpu: always the CPU."),
-                io.Combo.Input("precision", options=list(PRECISIONS), default="fp32",
-                               tooltip="fp32 matches the official implementation; fp16 / bf16 halve the memory "
-                                       "on GPUs, with small pixel differences."),
+                io.Combo.Input("precision", options=["auto", *PRECISIONS], default="auto",
+                               tooltip="auto: what ComfyUI's model management picks for the device (bf16 or fp16 "
+                                       "on most GPUs, fp32 on the CPU). fp32 matches the official implementation; "
+                                       "fp16 / bf16 halve the memory on GPUs, within 1e-2 of fp32."),
             ],
             outputs=[types.Model.Output(display_name="model",
                                         tooltip="The loaded CLIPInverter networks, for every other node of the pack.")],
@@ -77,6 +86,9 @@ class LoadInverter(io.ComfyNode):
         files = paths.pending_conversion(bundle)
         path = _convert(files) if files is not None else paths.bundle_path(bundle)
         load_device, offload_device = devices_for(device)
+        if precision == "auto":
+            precision = comfy_precision(load_device)
+            log.info("clipinverter: precision auto: %s on %s (ComfyUI's model management)", precision, load_device)
         # mmap=False: a copy in memory, so that a long-lived server survives the file being overwritten in place
         inverter = CLIPInverter.from_bundle(path, offload_device, precision, mmap=False)
         log.info("clipinverter: loaded %s: %s", bundle, inverter.contents())

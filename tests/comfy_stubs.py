@@ -103,6 +103,11 @@ def _make_mm():
     mm.unet_offload_device = lambda: RECORD.devices["offload"]
     mm.intermediate_device = lambda: RECORD.devices["intermediate"]
     mm.get_free_memory = lambda dev=None, torch_free_too=False: RECORD.free_memory
+    # ComfyUI's low-precision choice, as it decides it for plain devices: never on the CPU (nor here on meta)
+    mm.should_use_bf16 = lambda device=None, model_params=0, prioritize_performance=True, manual_cast=False: \
+        torch.device(device).type == "cuda"
+    mm.should_use_fp16 = lambda device=None, model_params=0, prioritize_performance=True, manual_cast=False: \
+        torch.device(device).type in ("cuda", "mps")
     loaded = []
 
     def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimum_memory_required=None,
