@@ -34,8 +34,10 @@ MOCO_INPUT = 224           # MocoLoss resizes (nearest) to 224x224
 MOCO_PREFIX = "module.encoder_q."
 
 
-def find_loss_file(kind: str, explicit: str | None = None, folders: list[str] | None = None) -> str:
-    """The explicit path if given, else the first folder holding LOSS_FILES[kind]."""
+def find_loss_file(kind: str, explicit: str | None = None, folders: list[str] | None = None,
+                   can_pass_path: bool = True) -> str:
+    """The explicit path if given, else the first folder holding LOSS_FILES[kind]. `can_pass_path`: the caller
+    takes a path (the CLI and the API do, the nodes do not), and the message says so."""
     if kind not in LOSS_FILES:
         raise ValueError(f"unknown loss network {kind!r}; one of {sorted(LOSS_FILES)}")
     name = LOSS_FILES[kind]
@@ -49,7 +51,7 @@ def find_loss_file(kind: str, explicit: str | None = None, folders: list[str] | 
         if os.path.isfile(path):
             return path
     raise CheckpointError(f"{name} ({kind}) not found in {', '.join(folders)}; get it from {WHERE_TO_GET[kind]} "
-                          "and put it there, or pass its path")
+                          "and put it there" + (", or pass its path" if can_pass_path else ""))
 
 
 def _read(path: str) -> dict:

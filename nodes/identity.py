@@ -81,7 +81,7 @@ class RefineIdentity(io.ComfyNode):
         if regulariser != "default":
             changes["regulariser"] = regulariser == "on"
         settings = d.replace(**changes)
-        alexnet = find_loss_file("alexnet", folders=paths.model_folders())  # before the load: a mistake is quick
+        alexnet = find_loss_file("alexnet", folders=paths.model_folders(), can_pass_path=False)  # before the load
         _need_lpips()
         inv = model.on_device(TUNING_ITEMS)
         lpips = load_lpips(alexnet, inv.device)

@@ -1,4 +1,4 @@
-"""Weights without a terminal: with the official files as downloaded in models/clipinverter, Load Inverter lists
+"""Weights without a terminal (and the messages that say where weights go): with the official files as downloaded in models/clipinverter, Load Inverter lists
 clipinverter_faces.safetensors; the first run converts them into it beside them (through the core's converter, with
 progress and cancel), later runs load it. The loader's fingerprint follows the chosen file, so a bundle replaced
 under the same name is loaded again. Without ComfyUI (comfy_stubs.py)."""
@@ -107,3 +107,9 @@ def test_the_fingerprint_follows_the_chosen_file(nodes, folder):  # noqa: F811
     st = os.stat(folder / BUNDLE)
     os.utime(folder / BUNDLE, ns=(st.st_atime_ns, st.st_mtime_ns + 10 ** 9))  # replaced under the same name
     assert loader.fingerprint_inputs(bundle=BUNDLE, device="cpu", precision="fp32") != loaded
+
+
+def test_refine_identity_without_alexnet_says_where_to_put_it_and_no_path_to_pass(nodes):  # noqa: F811
+    with pytest.raises(Exception, match=r"alexnet-owt-7be5be79\.pth \(alexnet\) not found in .* put it there$") as e:
+        nodes["CLIPInverterRefineIdentity"].execute(None, None, "photo", 1, 0.0, 0.0, "default")
+    assert type(e.value).__name__ == "CheckpointError" and "pass its path" not in str(e.value)  # the node has no path
