@@ -1,7 +1,7 @@
-"""Weights without a terminal (and the messages that say where weights go): with the official files as downloaded in models/clipinverter, Load Inverter lists
+"""Weights without a terminal: with the official files as downloaded in models/clipinverter, Load Inverter lists
 clipinverter_faces.safetensors; the first run converts them into it beside them (through the core's converter, with
 progress and cancel), later runs load it. The loader's fingerprint follows the chosen file, so a bundle replaced
-under the same name is loaded again. Without ComfyUI (comfy_stubs.py)."""
+under the same name is loaded again. And the messages that say where weights go. Without ComfyUI (comfy_stubs.py)."""
 from __future__ import annotations
 
 import os
