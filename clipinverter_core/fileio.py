@@ -14,6 +14,13 @@ import os
 import tempfile
 
 
+def file_stamp(path: str) -> tuple[str, int, int]:
+    """(real path, size, modification time in ns): what changes when a file is replaced. Caches and ComfyUI's node
+    fingerprints key on it."""
+    st = os.stat(path)
+    return os.path.realpath(path), st.st_size, st.st_mtime_ns
+
+
 @contextlib.contextmanager
 def atomic_output(path: str):
     """Yields a temporary path in the target's folder; renames it onto `path` if the block succeeds."""

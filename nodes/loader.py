@@ -9,6 +9,7 @@ import comfy.utils
 import torch
 from comfy_api.v0_0_2 import io
 
+from ..clipinverter_core.fileio import file_stamp
 from ..clipinverter_core.pipeline import PRECISIONS, CLIPInverter
 from ..clipinverter_core.weights.folder import convert_in_place
 from . import paths, types
@@ -78,8 +79,7 @@ class LoadInverter(io.ComfyNode):
             return "convert:" + files.fingerprint()
         if not paths.has_bundle(bundle):
             return ""
-        st = os.stat(paths.bundle_path(bundle))
-        return f"{bundle}:{st.st_size}:{st.st_mtime_ns}"
+        return str(file_stamp(paths.bundle_path(bundle)))
 
     @classmethod
     def execute(cls, bundle, device, precision) -> io.NodeOutput:

@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 
 from ..errors import CheckpointError, InputError
+from ..fileio import file_stamp
 from ..images import uint8_to_signed
 from .coach import PivotalTuner, Tuning, synthesis_parameters
 from .settings import PHOTO, TuningSettings
@@ -27,8 +28,7 @@ def bundle_sha256(path: str) -> str:
     """The sha256 of a bundle file, computed once per process for each (path, size, mtime)."""
     from ..weights.convert import sha256_of
 
-    st = os.stat(path)
-    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    key = file_stamp(path)
     if key not in _SHA_CACHE:
         _SHA_CACHE[key] = sha256_of(path)
     return _SHA_CACHE[key]

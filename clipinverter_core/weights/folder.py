@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
+from ..fileio import file_stamp
 from .sources import read_catalog
 
 # The CLIP ViT-B/32 files users hold: OpenAI's TorchScript file, and open_clip's safetensors and PyTorch files
@@ -23,8 +24,7 @@ class OfficialFiles:
 
     def fingerprint(self) -> str:
         """Changes when any of the three files is replaced (size and modification time)."""
-        return ";".join(f"{p}:{st.st_size}:{st.st_mtime_ns}" for p in (self.clipinverter, self.e4e, self.clip)
-                        for st in [os.stat(p)])
+        return ";".join(map(str, (file_stamp(p) for p in (self.clipinverter, self.e4e, self.clip))))
 
 
 def bundle_name() -> str:
