@@ -1,5 +1,5 @@
-"""Command line: `python -m clipinverter_core {convert,info,download,standin,edit,align,edit-video,evaluate,train,
-export,bench} ...`. Dispatch only: each command group lives in cli/ and registers its commands; here they are
+"""Command line: `python -m clipinverter_core {convert,info,download,standin,edit,align,edit-video,track,evaluate,
+train,export,bench} ...`. Dispatch only: each command group lives in cli/ and registers its commands; here they are
 parsed and run, and a user's mistake becomes one line and exit 2.
 """
 from __future__ import annotations
@@ -8,12 +8,12 @@ import argparse
 import sys
 
 from . import __version__
-from .cli import bench, bundles, evaluate, photos, train, video
+from .cli import bench, bundles, evaluate, photos, track, train, video
 from .cli.checks import check_arguments
 from .cli.common import Parser
 from .errors import CLIPInverterError
 
-COMMAND_GROUPS = (bundles, photos, video, evaluate, train, bench)
+COMMAND_GROUPS = (bundles, photos, video, track, evaluate, train, bench)
 
 
 def _parser() -> argparse.ArgumentParser:

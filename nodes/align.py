@@ -18,6 +18,7 @@ from .images import as_output, to_comfy, to_core
 
 NO_FACE = ["error", "passthrough"]
 TRACKING = ["auto", "on", "off"]
+SMOOTHING_MODES = ["auto", "sigma"]  # align/smooth.py: auto adapts per frame; sigma fixes it to `smoothing`
 
 
 class AlignFace(io.ComfyNode):
@@ -48,8 +49,8 @@ class AlignFace(io.ComfyNode):
                                        "auto: follow when the batch is a video, i.e. most neighbouring frames show "
                                        "the same shot (their colours barely change)."),
                 io.Float.Input("smoothing", optional=True, default=3.0, min=0.0, max=20.0, step=0.5,
-                               tooltip="Tracking: how much the crop is smoothed over time, as a Gaussian's sigma in "
-                                       "frames (0 = per-frame detections). No lag: the whole clip is known."),
+                               tooltip="Tracking, with smoothing_mode sigma: how much the crop is smoothed over "
+                                       "time, as a Gaussian's sigma in frames (0 = per-frame detections)."),
                 io.Int.Input("hold", optional=True, default=5, min=0, max=240,
                              tooltip="Tracking: frames a lost face keeps its last crop before if_no_face applies."),
                 io.Float.Input("min_face_score", optional=True, default=MIN_FACE_SCORE, min=0.0, max=5.0, step=0.05,
@@ -59,6 +60,10 @@ class AlignFace(io.ComfyNode):
                 io.Float.Input("min_face_size", optional=True, default=MIN_FACE_SIZE, min=0.0, max=1.0, step=0.05,
                                tooltip="Faces narrower than this fraction of the widest face in the photo are left "
                                        "out. 0 keeps them all."),
+                io.Combo.Input("smoothing_mode", optional=True, options=SMOOTHING_MODES, default="auto",
+                               tooltip="Tracking: auto sets the smoothing frame by frame from the clip itself "
+                                       "(strong while the face is still, light where it turns: no lag); sigma "
+                                       "uses the smoothing value above for the whole clip."),
             ],
             outputs=[
                 io.Image.Output(display_name="aligned",
@@ -70,7 +75,8 @@ class AlignFace(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, face_index, size, if_no_face, face_order=FACE_ORDERS[0], tracking="auto",
-                smoothing=3.0, hold=5, min_face_score=MIN_FACE_SCORE, min_face_size=MIN_FACE_SIZE) -> io.NodeOutput:
+                smoothing=3.0, hold=5, min_face_score=MIN_FACE_SCORE, min_face_size=MIN_FACE_SIZE,
+                smoothing_mode="auto") -> io.NodeOutput:
         which = "all" if face_index < 0 else int(face_index)
         keep = FaceFilter(float(min_face_score), float(min_face_size))
         photos = to_core(image)
@@ -82,7 +88,8 @@ class AlignFace(io.ComfyNode):
                 detections, cuts = scan_frames(frames, mm.throw_exception_if_processing_interrupted,
                                                lambda k: pbar.update(1), keep)
                 if tracking == "on" or looks_like_video(cuts):
-                    crops, alignment = align_clip(photos, int(size), which, if_no_face, face_order, float(smoothing),
+                    crops, alignment = align_clip(photos, int(size), which, if_no_face, face_order,
+                                                  "auto" if smoothing_mode == "auto" else float(smoothing),
                                                   int(hold), detections, cuts,
                                                   mm.throw_exception_if_processing_interrupted,
                                                   lambda k: pbar.update(1))

@@ -114,3 +114,88 @@ def read_clip(path: str) -> tuple[dict, np.ndarray]:
     with av.open(path) as c:
         info["audio_s"] = sum(f.samples for f in c.decode(audio=0)) / SAMPLE_RATE if info["audio"] else 0
     return info, np.stack(frames)
+
+
+# --- talking heads with a known path: the track's steadiness and lag (test_track_adaptive.py) -------------------
+CANVAS = (480, 640)   # (H, W) of the talking-head clips, as the issue measured them
+HEAD_SCALE = 1.0      # the astronaut at her own size: her face about 90 px wide, a quad about 175 px
+FACE_WIDTH = 90.0 * HEAD_SCALE  # her detector box's width in the frame, in pixels
+
+
+def _pose(x: float, y: float, deg: float, centre: np.ndarray) -> np.ndarray:
+    """(3, 3) photo pixel -> canvas pixel: the photo's point `centre` put at (x, y), turned by deg, at HEAD_SCALE."""
+    a = np.deg2rad(deg)
+    r = HEAD_SCALE * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    m = np.eye(3)
+    m[:2, :2], m[:2, 2] = r, np.array([x, y]) - r @ centre
+    return m
+
+
+def head_path(kind: str, centre: np.ndarray) -> list[np.ndarray]:
+    """The photo's pose in each frame. 'slow': 48 frames (2 s at 24 fps) of a talking head drifting a fifth of the
+    canvas across, nodding once and turning up to 6 degrees. 'fast': 10 frames at rest, 10 frames panning 5% of
+    the face's width a frame while turning 15 degrees (from -7.5 to 7.5: HOG finds upright faces to about 10 degrees
+    either way), 10 frames at rest again."""
+    h, w = CANVAS
+    if kind == "slow":
+        return [_pose(w * (0.4 + 0.2 * t / 47), h * (0.5 + 0.01 * np.sin(2 * np.pi * t / 48)),
+                      6 * np.sin(2 * np.pi * t / 96), centre) for t in range(48)]
+    if kind == "fast":
+        step = 0.05 * FACE_WIDTH
+        moving = np.clip(np.arange(30) - 9, 0, 10)  # frames moved so far: 0 x 10, 1..10, 10 x 10
+        return [_pose(w * 0.42 + step * k, h * 0.5, 1.5 * k - 7.5, centre) for k in moving]
+    raise ValueError(kind)
+
+
+def talking_head(kind: str, noise: float = 0.05, seed: int = 0):
+    """(frames (T, 3, H, W) in [0, 1], poses (T, 3, 3)): scikit-image's astronaut on the coffee photo along
+    head_path(kind), with Gaussian sensor noise of std `noise` drawn anew in every frame."""
+    from skimage import data
+
+    from clipinverter_core import align as A
+
+    astronaut = data.astronaut()
+    centre = A.ffhq_quad(A.detect_faces(astronaut)[0].landmarks).mean(0)
+    poses = head_path(kind, centre)
+    photo = A.to_unit_tensor(astronaut)
+    frames = render_on(photo, poses, CANVAS)
+    g = torch.Generator().manual_seed(seed)
+    frames = (frames + noise * torch.randn(frames.shape, generator=g)).clamp(0, 1)
+    return frames, np.stack(poses)
+
+
+def render_on(photo: torch.Tensor, matrices: list[np.ndarray], size: tuple[int, int]) -> torch.Tensor:
+    """(T, 3, H, W): the photo (1, 3, h, w) warped by each matrix onto a still background (the coffee photo)."""
+    import torch.nn.functional as F
+    from kornia.geometry.transform import warp_affine
+    from skimage import data
+
+    from clipinverter_core import align as A
+
+    m = torch.from_numpy(np.stack(matrices)[:, :2]).float()
+    ones = torch.ones_like(photo[:, :1])
+    warped = warp_affine(torch.cat([photo, ones], 1).expand(len(matrices), -1, -1, -1), m, size,
+                         mode="bilinear", padding_mode="zeros", align_corners=True)
+    back = F.interpolate(A.to_unit_tensor(data.coffee()), size=size, mode="area")
+    alpha = warped[:, 3:]
+    return warped[:, :3] * alpha + back * (1 - alpha)
+
+
+def in_photo(quads: np.ndarray, poses: np.ndarray) -> np.ndarray:
+    """(T, 4, 2): each frame's quad carried back into the photo's own pixels, where a perfect track stands still."""
+    return np.stack([carry(q, np.linalg.inv(m)) for q, m in zip(quads, poses)])
+
+
+def wobble(quads: np.ndarray, poses: np.ndarray) -> float:
+    """The RMS frame-to-frame motion of the quad's corners in the photo's pixels, as a fraction of its width."""
+    p = in_photo(quads, poses)
+    width = np.hypot(*(p[:, 3] - p[:, 0]).T).mean()
+    return float(np.sqrt((np.linalg.norm(np.diff(p, axis=0), axis=-1) ** 2).mean()) / width)
+
+
+def worst_stray(quads: np.ndarray, poses: np.ndarray, rest: slice) -> float:
+    """The farthest any corner strays from its mean place over the `rest` frames (in the photo's pixels), as a
+    fraction of the quad's width."""
+    p = in_photo(quads, poses)
+    home = p[rest].mean(0)
+    return float(np.linalg.norm(p - home, axis=-1).max() / np.hypot(*(home[3] - home[0])))

@@ -3,6 +3,7 @@ tone as its audio) edited end to end with the stand-in bundle: H.264 out, the fr
 audio kept, the frames outside the face unchanged up to the codec, a progress bar in frames/s, and Ctrl-C or an
 error leaves no file behind."""
 import fractions
+import json
 import os
 
 import av  # noqa: F401 - PyAV is in requirements.txt (ComfyUI installs it too): no skip in CI
@@ -26,8 +27,11 @@ def clip(tmp_path_factory):
 def test_edit_video_keeps_rate_size_frames_and_audio(clip, standin256, tmp_path, capsys):
     out = str(tmp_path / "out.mp4")
     assert main(["edit-video", "--model", standin256, "--input", clip, "-o", out, "--text", "a smile",
-                 "--device", "cpu", "--batch", "4"]) == 0
-    assert sorted(os.listdir(tmp_path)) == ["out.mp4"]
+                 "--device", "cpu", "--batch", "4", "--track-out", str(tmp_path / "used.json")]) == 0
+    assert sorted(os.listdir(tmp_path)) == ["out.mp4", "used.json"]
+    assert main(["track", "--input", clip, "-o", str(tmp_path / "track.json"), "--quiet"]) == 0
+    used, track = (json.loads((tmp_path / f).read_text()) for f in ("used.json", "track.json"))
+    assert used == track and len(track["frames"]) == FRAMES  # the track the edit used is the `track` command's
     src, before = read(clip)
     info, after = read(out)
     assert info["codec"] == "h264" and info["rate"] == fractions.Fraction(FPS) and info["size"] == (SIDE, SIDE)

@@ -43,9 +43,14 @@ def test_a_clip_is_tracked_by_default(nodes, clip):
     assert crops.shape == (FRAMES, 64, 64, 3) and alignment.batch_size == FRAMES
     assert [(p.current, p.total) for p in RECORD.progress] == [(2 * FRAMES, 2 * FRAMES)]
     assert RECORD.checks == 2 * FRAMES  # cancel is checked before every detection and every crop
-    ours, al = V.align_clip(clip.movedim(-1, 1), 64, smoothing=3.0, hold=5)
+    ours, al = V.align_clip(clip.movedim(-1, 1), 64, smoothing="auto", hold=5)
     torch.testing.assert_close(crops, ours.movedim(1, -1), rtol=0, atol=0)
     np.testing.assert_array_equal(alignment.faces[2].matrix, al.faces[2].matrix)
+    assert {f.status for f in alignment.faces} == {"detected"}  # the alignment carries the track's status
+    fixed = nodes["CLIPInverterAlignFace"].execute(clip, 0, 64, "error", smoothing=3.0, smoothing_mode="sigma").args
+    ours = V.align_clip(clip.movedim(-1, 1), 64, smoothing=3.0, hold=5)[0]
+    torch.testing.assert_close(fixed[0], ours.movedim(1, -1), rtol=0, atol=0)  # a number still fixes sigma
+    assert not torch.equal(fixed[0], crops)
     off = nodes["CLIPInverterAlignFace"].execute(clip, 0, 64, "error", tracking="off").args[1]
     still = A.align(clip[2:3].movedim(-1, 1), 64)[1]
     np.testing.assert_array_equal(off.faces[2].matrix, still.faces[0].matrix)  # per frame, as a still

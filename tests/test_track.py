@@ -20,7 +20,7 @@ from synthetic_clips import COVERED, PATH_FRAMES, tracking_clip
 
 from skimage import data as skimage_data  # requirements-dev.txt: a missing install fails, never skips
 import dlib  # noqa: F401,E402 - requirements.txt (dlib-bin): imported for real, no skip
-SMOOTHING = 3.0  # the node's default
+SMOOTHING = 3.0  # a fixed sigma (the default, auto, is tested in test_track_adaptive.py)
 
 
 @pytest.fixture(scope="module")
@@ -78,19 +78,23 @@ def test_smoothing_cuts_the_jitter_at_least_5x_without_lag(clip):
     assert lag <= 0.01, lag
 
 
-def test_a_covered_face_keeps_its_last_crop_for_hold_frames(clip):
+def test_a_covered_face_is_interpolated_on_its_path_when_the_track_comes_back(clip):
+    _, truth, _, _ = clip
     plan, quads = planned_quads(clip, SMOOTHING, hold=5)
-    before = COVERED[0] - 1
+    offset = np.mean([quads[t] - truth[t] for t in (COVERED[0] - 1, COVERED[-1] + 1)], axis=0)
     for t in COVERED:
-        assert plan[t][0].held and np.array_equal(quads[t], quads[before])
-    assert not plan[COVERED[-1] + 1][0].held
+        assert plan[t][0].status == "interpolated" and not plan[t][0].detected
+        stray = np.linalg.norm(quads[t] - truth[t] - offset, axis=-1).max() / crop_width(truth[t])
+        assert stray < 0.01, (t, stray)  # on the moving face, not where it was when covered
+    assert plan[COVERED[-1] + 1][0].detected
 
 
 def test_a_longer_miss_follows_if_no_face_then_reacquires(clip):
     _, _, detections, cuts = clip
     gone = [d if not 10 <= t < 21 else [] for t, d in enumerate(detections)]
     plan = V.plan_clip(gone, cuts, 0, "passthrough", smoothing=SMOOTHING, hold=4)
-    assert [p[0].held for p in plan[10:14]] == [True] * 4
+    assert [p[0].held for p in plan[10:14]] == [True] * 4  # the track never came back: its last quad kept
+    assert all(np.array_equal(p[0].quad, plan[9][0].quad) for p in plan[10:14])
     assert all(p[0].quad is None for p in plan[14:21])  # passed through
     assert plan[21][0].quad is not None and not plan[21][0].held
     with pytest.raises(A.FaceNotFoundError, match="frame 14 of the clip"):

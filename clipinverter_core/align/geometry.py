@@ -32,6 +32,7 @@ class FaceAlignment:
     matrix: np.ndarray             # (3, 3) float64: aligned pixel (x, y, 1) -> photo pixel
     quad: np.ndarray | None = None         # (4, 2) corners in the photo: top-left, bottom-left, bottom-right, top-right
     landmarks: np.ndarray | None = None    # (68, 2) in the photo
+    status: str = "detected"               # in a clip: 'detected', 'interpolated' or 'held' (align/track.py)
 
     @property
     def passthrough(self) -> bool:

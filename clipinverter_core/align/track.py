@@ -2,15 +2,11 @@
 
     frames -> detect_faces per frame + a colour signature per frame (cuts)
            -> follow: the chosen face of a shot's first frame, then in each frame the detection nearest the
-              track's last quad (never "the largest"); a miss keeps the last alignment for `hold` frames
-           -> smooth_path: a zero-phase Gaussian-weighted local-linear fit of each quad over time
+              track's last quad (never "the largest"); a miss holds the track for `hold` frames: a gap that a
+              later detection closes is interpolated, a track that never comes back keeps its last quad
+           -> smoothed_quads: each run's quad over time through smooth.py (zero-phase; `auto` adapts its width
+              frame by frame, a number fixes it)
            -> align_quad per frame
-
-The smoother. The nodes and the CLI see the whole clip before cutting a crop, so there is no need for a causal
-filter (one-euro, Kalman), which must trade jitter against lag. A zero-phase Gaussian kernel has no lag. Fitted
-as a local line (a degree-1 kernel regression) rather than averaged, it is also unbiased on motion at constant
-speed, at the ends of a shot too (where a plain Gaussian average is pulled towards the inside), and it handles
-frames without a detection by simply having no sample there. `smoothing` is its sigma in frames.
 
 A cut (the shot changes) ends every track: a frame whose picture changed in most places starts a new shot
 (find_cuts), where the face is chosen afresh, and no smoothing reaches across it.
@@ -26,15 +22,13 @@ import torch.nn.functional as F
 from ..errors import InputError
 from .detect import Face, order_faces
 from .geometry import ffhq_quad
+from .smooth import smooth
 
 GATE = 0.5            # a detection continues a track if its quad centre is within this fraction of the crop side
 GRID = 16             # cut detection compares frames as GRID x GRID cells of mean luma
 CUT_CHANGE = 0.08     # a median cell change (0..1) above this is a cut; measured on the test clip: motion and a
                       # covered face <= 0.02, the cut 0.21
-KERNEL_REACH = 3.0    # the Gaussian is cut at this many sigmas
-POLY_DEGREE = 2       # the local fit: a parabola (unbiased on constant acceleration; see the module's docstring)
-
-DETECTED, HELD, MISSING = "detected", "held", "missing"
+DETECTED, HELD, INTERPOLATED, MISSING = "detected", "held", "interpolated", "missing"
 
 
 def frame_signature(frame: torch.Tensor) -> np.ndarray:
@@ -136,47 +130,42 @@ def follow(detections: list[list[Face]], cuts: np.ndarray, face_index: int | str
                 tr.status[t], tr.segment[t] = HELD, acquisitions
                 still.append((k, last, missed + 1))
         active = still  # a track missing for more than `hold` frames is lost
+    for tr in tracks:
+        mark_gaps(tr)
     return tracks
 
 
-def smooth_path(times: np.ndarray, values: np.ndarray, at: np.ndarray, sigma: float,
-                degree: int = POLY_DEGREE) -> np.ndarray:
-    """Gaussian-weighted local polynomial fit of values (n, d) sampled at sorted `times`, evaluated `at` (m,).
-    Where the window holds too few samples for the degree, the degree drops (one sample: its value)."""
-    if sigma <= 0 or len(times) < 2:
-        idx = np.clip(np.searchsorted(times, at, side="right") - 1, 0, len(times) - 1)
-        return values[idx]
-    out = np.empty((len(at), values.shape[1]))
-    reach = KERNEL_REACH * sigma
-    for i, t0 in enumerate(at):
-        lo, hi = np.searchsorted(times, t0 - reach), np.searchsorted(times, t0 + reach, side="right")
-        dt = (times[lo:hi] - t0) / sigma
-        w = np.sqrt(np.exp(-0.5 * dt ** 2))
-        k = min(degree, hi - lo - 1)
-        design = np.vander(dt, k + 1, increasing=True) * w[:, None]
-        coef = np.linalg.lstsq(design, values[lo:hi] * w[:, None], rcond=None)[0]
-        out[i] = coef[0]
-    return out
+def mark_gaps(track: Track) -> None:
+    """A held frame followed, in the same run, by a detection lies in a gap the track closed: INTERPOLATED (the
+    smoothed path through it). The held frames after a run's last detection stay HELD."""
+    for t in range(len(track.status) - 2, -1, -1):
+        after = track.status[t + 1]
+        if track.status[t] == HELD and after in (DETECTED, INTERPOLATED) and track.segment[t] == track.segment[t + 1]:
+            track.status[t] = INTERPOLATED
 
 
-def smoothed_quads(track: Track, sigma: float) -> list[np.ndarray | None]:
-    """Per frame the track's quad (4, 2): each run smoothed on its own; a held frame keeps the last quad."""
+def smoothed_quads(track: Track, smoothing: float | str) -> list[np.ndarray | None]:
+    """Per frame the track's quad (4, 2): each run smoothed on its own (smooth.py), its gaps interpolated; a held
+    frame keeps the run's last quad."""
     n = len(track.status)
     quads: list[np.ndarray | None] = [None] * n
     for seg in np.unique(track.segment[track.segment >= 0]):
         frames = np.flatnonzero(track.segment == seg)
         seen = frames[[track.status[f] == DETECTED for f in frames]]
-        fitted = smooth_path(seen.astype(np.float64), track.params[seen], seen.astype(np.float64), sigma)
+        fitted = frames[[track.status[f] in (DETECTED, INTERPOLATED) for f in frames]]
+        path = smooth(seen.astype(np.float64), track.params[seen], fitted.astype(np.float64), smoothing)
         last = None
-        by_frame = dict(zip(seen.tolist(), fitted))
+        by_frame = dict(zip(fitted.tolist(), path))
         for f in frames:
             last = by_frame.get(int(f), last)
             quads[f] = params_quad(last)
     return quads
 
 
-def check_options(face_index, smoothing: float, hold: int) -> None:
+def check_options(face_index, smoothing: float | str, hold: int) -> None:
     if face_index != "all" and (not isinstance(face_index, int) or face_index < 0):
         raise InputError(f"face index must be 0, 1, ... or 'all', not {face_index!r}")
-    if smoothing < 0 or hold < 0:
-        raise InputError(f"smoothing and hold must be 0 or more, not {smoothing!r} and {hold!r}")
+    if smoothing != "auto" and (isinstance(smoothing, str) or smoothing < 0):
+        raise InputError(f"smoothing must be 'auto' or a sigma of 0 or more frames, not {smoothing!r}")
+    if hold < 0:
+        raise InputError(f"hold must be 0 or more frames, not {hold!r}")

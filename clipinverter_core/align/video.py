@@ -15,17 +15,26 @@ import torch
 from .crops import passthrough_crop, to_unit_tensor
 from .detect import Face, FaceFilter, FaceNotFoundError, detect_faces, order_faces
 from .geometry import Alignment, FaceAlignment, crop_corners
-from .track import DETECTED, HELD, check_options, find_cuts, follow, frame_signature, smoothed_quads
+from .track import DETECTED, HELD, INTERPOLATED, check_options, find_cuts, follow, frame_signature, smoothed_quads
 from .warp import align_quad
 
 
 @dataclass(frozen=True)
 class PlannedCrop:
-    """One crop of one frame: a tracked face's quad, or (quad None) the whole frame passed through."""
+    """One crop of one frame: a tracked face's quad, or (quad None) the whole frame passed through. status: the
+    track's in this frame: 'detected', 'interpolated' (a gap the track closed) or 'held' (the last quad kept)."""
     track: int | None
     quad: np.ndarray | None
     landmarks: np.ndarray | None = None
-    held: bool = False
+    status: str = DETECTED
+
+    @property
+    def held(self) -> bool:
+        return self.status == HELD
+
+    @property
+    def detected(self) -> bool:
+        return self.status == DETECTED
 
 
 def scan_frames(frames: Iterable[torch.Tensor], check: Callable[[], None] | None = None,
@@ -44,9 +53,10 @@ def scan_frames(frames: Iterable[torch.Tensor], check: Callable[[], None] | None
 
 
 def plan_clip(detections: list[list[Face]], cuts: np.ndarray, face_index: int | str = 0,
-              on_missing: str = "error", face_order: str = "largest first", smoothing: float = 2.0,
+              on_missing: str = "error", face_order: str = "largest first", smoothing: float | str = "auto",
               hold: int = 5) -> list[list[PlannedCrop]]:
-    """Each frame's crops: one per tracked face present (detected or held); a frame with none gets a
+    """Each frame's crops: one per tracked face present (detected, interpolated or held); smoothing: 'auto' or
+    a sigma in frames (track.py, smooth.py). A frame with none gets a
     pass-through (on_missing 'passthrough') or stops with FaceNotFoundError naming it ('error')."""
     check_options(face_index, smoothing, hold)
     order_faces([], face_order)
@@ -54,8 +64,8 @@ def plan_clip(detections: list[list[Face]], cuts: np.ndarray, face_index: int | 
     quads = [smoothed_quads(tr, smoothing) for tr in tracks]
     plan = []
     for t in range(len(detections)):
-        crops = [PlannedCrop(k, quads[k][t], tr.landmarks[t], tr.status[t] == HELD)
-                 for k, tr in enumerate(tracks) if tr.status[t] in (DETECTED, HELD)]
+        crops = [PlannedCrop(k, quads[k][t], tr.landmarks[t], tr.status[t])
+                 for k, tr in enumerate(tracks) if tr.status[t] in (DETECTED, INTERPOLATED, HELD)]
         if not crops:
             if on_missing != "passthrough":
                 raise FaceNotFoundError(f"no face found in frame {t} of the clip (for more than the {hold} frames "
@@ -75,14 +85,14 @@ def crop_frame(frame: torch.Tensor, t: int, planned: list[PlannedCrop], size: in
         else:
             crop, matrix = align_quad(frame, p.quad, size)
             entry = FaceAlignment(t, p.track, size, tuple(frame.shape[1:]), matrix,
-                                  quad=crop_corners(matrix, size), landmarks=p.landmarks)
+                                  quad=crop_corners(matrix, size), landmarks=p.landmarks, status=p.status)
         crops.append(crop)
         entries.append(entry)
     return crops, entries
 
 
 def align_clip(frames, size: int = 256, face_index: int | str = 0, on_missing: str = "error",
-               face_order: str = "largest first", smoothing: float = 2.0, hold: int = 5,
+               face_order: str = "largest first", smoothing: float | str = "auto", hold: int = 5,
                detections: list[list[Face]] | None = None, cuts: np.ndarray | None = None,
                check: Callable[[], None] | None = None, progress: Callable[[int], None] | None = None,
                keep: FaceFilter = FaceFilter()) -> tuple[torch.Tensor, Alignment]:

@@ -18,24 +18,34 @@ def align_face(image: torch.Tensor, landmarks: np.ndarray, size: int = 256) -> t
     return align_quad(image, ffhq_quad(landmarks), size)
 
 
+def _shrink(quad: np.ndarray, size: int, hw: tuple[int, int]) -> tuple[int, tuple[int, int], np.ndarray]:
+    """Shrink: a face more than 4x the output is first reduced by an integer factor (Lanczos, antialiased).
+    Returns (the factor (0 or 1: none), the reduced (H, W), reduced pixel -> photo pixel)."""
+    h, w = hw
+    quad = np.asarray(quad, dtype=np.float64)
+    shrink = int(np.floor(np.hypot(*(quad[3] - quad[0])) / size * 0.5))
+    if shrink <= 1:
+        return shrink, (h, w), np.eye(3)
+    rw, rh = int(np.rint(w / shrink)), int(np.rint(h / shrink))
+    sx, sy = w / rw, h / rh  # the resize's true scale; the recipe divides the quad by `shrink`
+    return shrink, (rh, rw), np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
+
+
+def crop_matrix(quad: np.ndarray, size: int, hw: tuple[int, int]) -> np.ndarray:
+    """The matrix (aligned pixel -> photo pixel) that `align_quad` returns for this quad in a photo of (H, W),
+    without the pixels (a track written for other tools)."""
+    shrink, _, to_photo = _shrink(quad, size, hw)
+    return to_photo @ _quad_matrix(np.asarray(quad, dtype=np.float64) / max(shrink, 1), size)
+
+
 def align_quad(image: torch.Tensor, quad: np.ndarray, size: int = 256) -> tuple[torch.Tensor, np.ndarray]:
     """`align_face` from the quad (4, 2) itself (a tracked, smoothed quad)."""
     from kornia.geometry.transform import warp_perspective
 
     _, h, w = image.shape
-    quad = np.asarray(quad, dtype=np.float64)
+    shrink, (rh, rw), to_photo = _shrink(quad, size, (h, w))
+    quad = np.asarray(quad, dtype=np.float64) / max(shrink, 1)
     qsize = float(np.hypot(*(quad[3] - quad[0])))  # the square's side
-
-    # Shrink: a face more than 4x the output is first reduced by an integer factor (Lanczos, antialiased).
-    shrink = int(np.floor(qsize / size * 0.5))
-    to_photo = np.eye(3)
-    if shrink > 1:
-        rw, rh = int(np.rint(w / shrink)), int(np.rint(h / shrink))
-        quad, qsize = quad / shrink, qsize / shrink
-        sx, sy = w / rw, h / rh  # the resize's true scale; the recipe divides the quad by `shrink`
-        to_photo = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
-    else:
-        rw, rh = w, h
 
     # Crop: the quad's bounding box plus a border, within the (shrunk) photo.
     border = max(int(np.rint(qsize * BORDER_FRACTION)), MIN_BORDER)

@@ -2,6 +2,7 @@
 
     bundles.py   convert, info, download, standin      photos.py    edit, align
     video.py     edit-video                            evaluate.py  evaluate
+    track.py     track                                 clips.py     reading clips, their tracks (shared)
     train.py     train, export                         bench.py     bench
 
 Each module's add_parser(sub) adds its commands, each with set_defaults(run=...). Nothing heavy is imported until

@@ -1,7 +1,7 @@
 """`edit-video`: one face edited through a whole video with PyAV, streamed (the edit: photo.edit_frames).
 
     pass 1: decode each frame -> detect faces + a cut signature (kept: a few hundred bytes a frame)
-            -> track and smooth (align/track.py) -> each frame's crops
+            -> track and smooth (align/track.py) -> each frame's crops (cli/clips.py; --track-out: as JSON)
     (--refine-identity: decode again -> each track's crops in 8 bits -> STIT's tuning, a generator per face)
     pass 2: decode again, in chunks of --batch frames: crops -> edit -> paste back -> encode H.264;
             the audio packets are copied as they are
@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 import sys
 
-from ..errors import CLIPInverterError, InputError
-from .common import add_device, add_face_filter, add_input, add_quiet, face_filter, warn_about_model
+from ..errors import InputError
+from .clips import add_track_options, av_module, frame_stream, probe, progress_bar, track_clip, unit_frame
+from .common import add_device, add_input, add_quiet, warn_about_model
 from .identity import add_tuning_args
 
 H264_ENCODERS = ("libx264", "h264")  # FFmpeg's encoder names for H.264, in order of preference
@@ -34,14 +35,10 @@ def add_parser(sub) -> None:
     v.add_argument("--text", required=True, help="the target description")
     v.add_argument("--strength", type=float, default=1.0, help="edit strength alpha (1 = the paper)")
     v.add_argument("--remap-strength", type=float, default=1.0, help="CLIPRemapper strength beta")
-    v.add_argument("--face-index", default="0", help="which face, in --face-order (0 = the first), or 'all'")
-    v.add_argument("--face-order", default="largest first", choices=("largest first", "left to right",
-                                                                      "top to bottom"))
-    v.add_argument("--smoothing", type=float, default=3.0, help="the crop's smoothing over time, sigma in frames")
-    v.add_argument("--hold", type=int, default=5, help="frames a lost face keeps its last crop")
+    add_track_options(v)
     v.add_argument("--if-no-face", choices=("error", "passthrough"), default="passthrough",
                    help="frames without a face (after --hold): stop, or keep them unedited (default)")
-    add_face_filter(v)
+    v.add_argument("--track-out", help="also write the track the edit used as JSON (the format: docs/video.md)")
     v.add_argument("--feather", type=float, default=0.1, help="width of the paste's blend, a fraction of the crop")
     v.add_argument("--color-match", type=float, default=1.0, help="0..1: the face takes the frame's colours")
     v.add_argument("--batch-size", "--batch", type=int, default=8, help="frames edited at once (memory: one chunk)")
@@ -49,35 +46,6 @@ def add_parser(sub) -> None:
     add_quiet(v)
     add_tuning_args(v, "clip")
     v.set_defaults(run=run)
-
-
-def _av():
-    try:
-        import av
-    except ImportError:
-        raise CLIPInverterError("edit-video needs PyAV: pip install av (ComfyUI installs it)") from None
-    return av
-
-
-def _unit(frame):
-    """A decoded PyAV frame as a (3, H, W) float tensor in [0, 1]."""
-    import torch
-
-    return torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).float().div_(255)
-
-
-def _frames(path: str):
-    """(3, H, W) float tensors in [0, 1], one at a time."""
-    av = _av()
-    with av.open(path) as container:
-        for frame in container.decode(video=0):
-            yield _unit(frame)
-
-
-def _bar(total: int, desc: str, quiet: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total or None, desc=desc, unit="frame", disable=quiet, file=sys.stderr)
 
 
 def _video_encoder(av) -> str:
@@ -92,24 +60,9 @@ def _video_encoder(av) -> str:
     return FALLBACK_ENCODER
 
 
-def _probe(path: str):
-    av = _av()
-    try:
-        with av.open(path) as c:
-            if not c.streams.video:
-                raise InputError(f"{path}: no video stream")
-            s = c.streams.video[0]
-            if c.format.name.endswith("_pipe") or (c.format.name == "image2" and "%" not in path):  # one picture
-                raise InputError(f"{path} is a still image, not a video: edit it with `edit --input {path}`")
-            return s.frames, s.average_rate or s.guessed_rate, s.codec_context.width, s.codec_context.height
-    except av.error.FFmpegError as e:
-        raise InputError(f"{path}: not a readable video ({e})") from None
-
-
 def run(a) -> int:
     import numpy as np
 
-    from ..align.video import plan_clip, scan_frames
     from ..fileio import atomic_output
     from ..photo import Paste, edit_frames
     from ..pipeline import CLIPInverter
@@ -118,22 +71,18 @@ def run(a) -> int:
     fmt = CONTAINER_FORMATS.get(os.path.splitext(a.output)[1].lower())
     if fmt is None:
         raise InputError(f"the output must end in {', '.join(CONTAINER_FORMATS)}, not {a.output!r}")
-    face_index = "all" if a.face_index == "all" else int(a.face_index)
-    total, rate, width, height = _probe(a.input)
+    total, rate, width, height = probe(a.input)
     if width % 2 or height % 2:
         raise InputError(f"the video is {width}x{height}; H.264 (yuv420p) needs an even width and height")
 
-    with _bar(total, "scan", a.quiet) as bar:
-        detections, cuts = scan_frames(_frames(a.input), progress=lambda k: bar.update(1), keep=face_filter(a))
-    plan = plan_clip(detections, cuts, face_index, a.if_no_face, a.face_order, a.smoothing, a.hold)
-    del detections
+    plan = track_clip(a, total, rate, width, height, a.if_no_face, a.track_out)
 
     model = CLIPInverter.from_bundle(a.model, a.device, a.precision)
     warn_about_model(model, a, "the faces will not look like faces")
     text = model.encode_text([a.text])
-    tracks = tuned_tracks(model, a, plan, _frames(a.input))
+    tracks = tuned_tracks(model, a, plan, frame_stream(a.input))
 
-    av = _av()
+    av = av_module()
     encoder = _video_encoder(av)
     with atomic_output(a.output) as tmp, av.open(a.input) as src, av.open(tmp, "w", format=fmt) as dst:
         vin = src.streams.video[0]
@@ -153,10 +102,10 @@ def run(a) -> int:
                         dst.mux(packet)
                     continue
                 for frame in packet.decode():
-                    yield _unit(frame)
+                    yield unit_frame(frame)
 
         frames, done = video_frames(), 0
-        with _bar(len(plan), "edit", a.quiet) as bar:
+        with progress_bar(len(plan), "edit", a.quiet) as bar:
             for pixels in edit_frames(model, frames, plan, text, a.batch_size, a.strength, a.remap_strength,
                                       Paste(a.feather, a.color_match), tracks):
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")

@@ -1,0 +1,96 @@
+"""Reading clips with PyAV and planning their faces' crops: shared by `edit-video` and `track`.
+
+    probe (frame count, rate, size) -> pass 1: frame_stream -> scan_frames -> plan_clip (track_clip)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import CLIPInverterError, InputError
+from .common import add_face_filter, face_filter, face_index
+
+
+def add_track_options(p) -> None:
+    """Which face is followed and how its crop is smoothed over time."""
+    p.add_argument("--face-index", type=face_index, default=0,
+                   help="which face, in --face-order (0 = the first), or 'all'")
+    p.add_argument("--face-order", default="largest first", choices=("largest first", "left to right",
+                                                                      "top to bottom"))
+    p.add_argument("--smoothing", type=smoothing, default="auto",
+                   help="the crop's smoothing over time: auto (adapts to the motion, frame by frame) or a fixed "
+                        "sigma in frames (0 = per-frame detections)")
+    p.add_argument("--hold", type=int, default=5, help="frames a lost face keeps its last crop")
+    add_face_filter(p)
+
+
+def smoothing(text: str):
+    """--smoothing: 'auto' or a sigma of 0 frames or more."""
+    if text == "auto":
+        return text
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0 <= v < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected auto or a sigma of 0 frames or more, got {text!r}")
+    return v
+
+
+def av_module():
+    try:
+        import av
+    except ImportError:
+        raise CLIPInverterError("video needs PyAV: pip install av (ComfyUI installs it)") from None
+    return av
+
+
+def unit_frame(frame):
+    """A decoded PyAV frame as a (3, H, W) float tensor in [0, 1]."""
+    import torch
+
+    return torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).float().div_(255)
+
+
+def frame_stream(path: str):
+    """(3, H, W) float tensors in [0, 1], one at a time."""
+    av = av_module()
+    with av.open(path) as container:
+        for frame in container.decode(video=0):
+            yield unit_frame(frame)
+
+
+def progress_bar(total: int, desc: str, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total or None, desc=desc, unit="frame", disable=quiet, file=sys.stderr)
+
+
+def probe(path: str):
+    """(frame count (0 if unknown), frame rate, width, height) of a video; InputError for anything else."""
+    av = av_module()
+    try:
+        with av.open(path) as c:
+            if not c.streams.video:
+                raise InputError(f"{path}: no video stream")
+            s = c.streams.video[0]
+            if c.format.name.endswith("_pipe") or (c.format.name == "image2" and "%" not in path):  # one picture
+                raise InputError(f"{path} is a still image, not a video: edit it with `edit --input {path}`")
+            return s.frames, s.average_rate or s.guessed_rate, s.codec_context.width, s.codec_context.height
+    except av.error.FFmpegError as e:
+        raise InputError(f"{path}: not a readable video ({e})") from None
+
+
+def track_clip(a, total: int, rate, width: int, height: int, on_missing: str, track_out: str | None,
+               crop_size: int = 1024) -> list:
+    """Pass 1 over a.input: each frame's planned crops (align/video.plan_clip), the track written as JSON to
+    track_out when given (align/trackfile.py)."""
+    from ..align.trackfile import track_record, write_track
+    from ..align.video import plan_clip, scan_frames
+
+    with progress_bar(total, "scan", a.quiet) as bar:
+        detections, cuts = scan_frames(frame_stream(a.input), progress=lambda k: bar.update(1), keep=face_filter(a))
+    plan = plan_clip(detections, cuts, a.face_index, on_missing, a.face_order, a.smoothing, a.hold)
+    if track_out:
+        write_track(track_out, track_record(plan, float(rate), (width, height), crop_size, a.smoothing))
+    return plan
