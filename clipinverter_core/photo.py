@@ -118,14 +118,16 @@ def edit_photos(model, faces: Faces, t: torch.Tensor, strength: float = 1.0, rem
 
 def edit_frames(model, frames: Iterable[torch.Tensor], plan: list, t: torch.Tensor, batch: int = 8,
                 strength: float = 1.0, remap_strength: float = 1.0, paste: Paste | None = None,
-                tracks: dict | None = None) -> Iterator[np.ndarray]:
+                tracks: dict | None = None, check: Callable[[], None] | None = None) -> Iterator[np.ndarray]:
     """The streaming sibling of edit_photos for a clip: frames ((3, H, W) in [0, 1], one at a time) are taken
     `batch` at a time, cropped as `plan` (align/video.plan_clip) says, edited with `t` (1, 512), pasted back and
     yielded as (H, W, 3) uint8 frames. At most one chunk of frames, crops and edits is alive. `tracks`: the model
-    that edits each track's faces (identity tuning), `model` for the others."""
+    that edits each track's faces (identity tuning), `model` for the others. check(): before each chunk (cancel)."""
     paste = paste or Paste()
     frames = itertools.islice(frames, len(plan))  # frames the plan has not seen are not edited
     for first in range(0, len(plan), batch):
+        if check is not None:
+            check()
         chunk = list(itertools.islice(frames, batch))
         if not chunk:
             return

@@ -1,13 +1,13 @@
-"""Reading clips with PyAV and planning their faces' crops: shared by `edit-video` and `track`.
+"""Planning a clip's crops from the command line: shared by `edit-video` and `track`.
 
-    probe (frame count, rate, size) -> pass 1: frame_stream -> scan_frames -> plan_clip (track_clip)
+    videofile.probe (frame count, rate, size) -> pass 1: videofile.frame_stream -> scan_frames -> plan_clip
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from ..errors import CLIPInverterError, InputError
+from ..videofile import frame_stream, probe  # noqa: F401 - the commands' shared names
 from .common import add_face_filter, face_filter, face_index
 
 
@@ -37,48 +37,10 @@ def smoothing(text: str):
     return v
 
 
-def av_module():
-    try:
-        import av
-    except ImportError:
-        raise CLIPInverterError("video needs PyAV: pip install av (ComfyUI installs it)") from None
-    return av
-
-
-def unit_frame(frame):
-    """A decoded PyAV frame as a (3, H, W) float tensor in [0, 1]."""
-    import torch
-
-    return torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).float().div_(255)
-
-
-def frame_stream(path: str):
-    """(3, H, W) float tensors in [0, 1], one at a time."""
-    av = av_module()
-    with av.open(path) as container:
-        for frame in container.decode(video=0):
-            yield unit_frame(frame)
-
-
 def progress_bar(total: int, desc: str, quiet: bool):
     from tqdm import tqdm
 
     return tqdm(total=total or None, desc=desc, unit="frame", disable=quiet, file=sys.stderr)
-
-
-def probe(path: str):
-    """(frame count (0 if unknown), frame rate, width, height) of a video; InputError for anything else."""
-    av = av_module()
-    try:
-        with av.open(path) as c:
-            if not c.streams.video:
-                raise InputError(f"{path}: no video stream")
-            s = c.streams.video[0]
-            if c.format.name.endswith("_pipe") or (c.format.name == "image2" and "%" not in path):  # one picture
-                raise InputError(f"{path} is a still image, not a video: edit it with `edit --input {path}`")
-            return s.frames, s.average_rate or s.guessed_rate, s.codec_context.width, s.codec_context.height
-    except av.error.FFmpegError as e:
-        raise InputError(f"{path}: not a readable video ({e})") from None
 
 
 def track_clip(a, total: int, rate, width: int, height: int, on_missing: str, track_out: str | None,
