@@ -6,7 +6,7 @@
 loader.py (bundle -> model), align.py (photos -> aligned crops, edits -> photos), encode.py (texts, reference
 pictures -> embeddings), edit.py (faces -> codes -> remapped codes), decode.py (codes -> IMAGE), latents.py (blend,
 save, load), identity.py (Refine Identity, Save and Load Tuning: a generator tuned to a person), metrics.py (Edit
-Metrics: scores of edits), images.py (IMAGE <-> the core's pictures), memory.py
+Metrics: scores of edits), video.py (Edit Video: a VIDEO file edited, streamed), images.py (IMAGE <-> the core's pictures), memory.py
 (ComfyUI model management and the batch loop), paths.py (the clipinverter model folder), types.py (socket types).
 Nothing here loads weights at import.
 """
@@ -26,10 +26,11 @@ from .latents import BlendLatents, LoadLatent, SaveLatent
 from .loader import LoadInverter
 from .metrics import EditMetrics
 from .paths import register_model_folder
+from .video import EditVideo
 
 NODES: list[type[io.ComfyNode]] = [LoadInverter, AlignFace, EncodeText, EncodeImage, InvertEdit, InvertOnly, Remap,
                                    Decode, PasteBack, BlendLatents, SaveLatent, LoadLatent, EditMetrics, RefineIdentity,
-                                   SaveTuning, LoadTuning]
+                                   SaveTuning, LoadTuning, EditVideo]
 
 register_model_folder()  # before any schema lists the folder's files
 

@@ -59,6 +59,18 @@ class _ComfyNode:
         raise NotImplementedError
 
 
+class VideoFromFile:
+    """comfy_api's InputImpl.VideoFromFile: a VIDEO backed by a file (a path or BytesIO)."""
+
+    def __init__(self, file):
+        self.file = file
+
+    def get_stream_source(self):
+        if hasattr(self.file, "seek"):
+            self.file.seek(0)
+        return self.file
+
+
 class _ComfyExtension:
     async def on_load(self):
         pass
@@ -68,7 +80,8 @@ def _make_io():
     io = types.ModuleType("comfy_api.v0_0_2.io")
     io.Custom = _comfytype
     for name, io_type in [("Image", "IMAGE"), ("Float", "FLOAT"), ("Int", "INT"), ("Boolean", "BOOLEAN"),
-                          ("String", "STRING"), ("Combo", "COMBO"), ("Latent", "LATENT"), ("Mask", "MASK")]:
+                          ("String", "STRING"), ("Combo", "COMBO"), ("Latent", "LATENT"), ("Mask", "MASK"),
+                          ("Video", "VIDEO")]:
         setattr(io, name, _comfytype(io_type))
     io.Schema, io.NodeOutput, io.ComfyNode = _Schema, _NodeOutput, _ComfyNode
     return io
@@ -259,6 +272,7 @@ def _make_folder_paths(base: str):
     fp.get_filename_list, fp.get_full_path, fp.get_save_image_path = get_filename_list, get_full_path, get_save_image_path
     fp.get_input_directory = lambda: os.path.join(base, "input")
     fp.get_output_directory = lambda: os.path.join(base, "output")
+    fp.get_temp_directory = lambda: os.path.join(base, "temp")
     return fp
 
 
@@ -267,6 +281,7 @@ def install(base: str) -> types.ModuleType:
     io = _make_io()
     pinned = types.ModuleType("comfy_api.v0_0_2")  # the pack's pinned V3 version; no `latest`: an import of it fails
     pinned.io, pinned.ComfyExtension = io, _ComfyExtension
+    pinned.InputImpl = types.SimpleNamespace(VideoFromFile=VideoFromFile)
     comfy_api = types.ModuleType("comfy_api")
     comfy_api.v0_0_2 = pinned
     comfy = types.ModuleType("comfy")

@@ -21,7 +21,8 @@ from comfy_stubs import RECORD, ROOT
 PRODUCT_IDS = {"CLIPInverterLoader", "CLIPInverterEncodeText", "CLIPInverterEncodeImage", "CLIPInverterInvert",
                "CLIPInverterRemap", "CLIPInverterDecode", "CLIPInverterAlignFace", "CLIPInverterPasteBack"}
 EXTRA_IDS = {"CLIPInverterInvertOnly", "CLIPInverterBlendLatents", "CLIPInverterSaveLatent", "CLIPInverterLoadLatent",
-             "CLIPInverterEditMetrics", "CLIPInverterRefineIdentity", "CLIPInverterSaveTuning", "CLIPInverterLoadTuning"}
+             "CLIPInverterEditMetrics", "CLIPInverterRefineIdentity", "CLIPInverterSaveTuning", "CLIPInverterLoadTuning",
+             "CLIPInverterEditVideo"}
 BUNDLE = "clipinverter_faces.safetensors"
 PROMPT = "this person has blonde hair"
 
@@ -120,7 +121,7 @@ def test_types_are_pack_prefixed_never_core_latent(nodes):
         s = node.define_schema()
         for port in s.inputs + s.outputs:
             assert port.io_type != "LATENT", (node_id, port.id)
-            if port.io_type not in ("IMAGE", "MASK", "FLOAT", "INT", "BOOLEAN", "STRING", "COMBO"):
+            if port.io_type not in ("IMAGE", "MASK", "VIDEO", "FLOAT", "INT", "BOOLEAN", "STRING", "COMBO"):
                 assert port.io_type.startswith("CLIPINVERTER_"), (node_id, port.io_type)
 
 
