@@ -155,8 +155,28 @@ def identity_edit():
 
 
 def video_edit():
-    """ComfyUI's own video nodes around the edit: the face tracked through the clip, edited in every frame, pasted
-    back, and the frames put back together with the clip's frame rate and sound."""
+    """The clip edited streamed: core Load Video -> Edit Video -> core Save Video. The face tracked through the
+    clip, edited a chunk of frames at a time, pasted back, written with the clip's frame rate and sound; the frames
+    are never all in memory."""
+    return {"nodes": [_loader(), {"key": "video", "type": "LoadVideo", "pos": [40, 240], "size": [320, 420],
+                                  "widgets": {"file": CLIP}},
+                      {"key": "text", "type": "CLIPInverterEncodeText", "pos": [400, 40], "size": [340, 160],
+                       "widgets": {"text": "this person has blonde hair"}},
+                      {"key": "edit", "type": "CLIPInverterEditVideo", "pos": [780, 40], "size": [360, 520],
+                       "widgets": {"strength": 1.0, "remap_strength": 1.0, "face_index": 0,
+                                   "face_order": "largest first", "smoothing_mode": "auto", "smoothing": 3.0,
+                                   "feather": 0.1, "color_match": 1.0}},
+                      {"key": "save", "type": "SaveVideo", "pos": [1180, 40], "size": [420, 520],
+                       "widgets": {"filename_prefix": "clipinverter/video_edit"}}],
+            "links": [["loader", "model", "text", "model"], ["loader", "model", "edit", "model"],
+                      ["video", "VIDEO", "edit", "video"], ["text", "embedding", "edit", "embedding"],
+                      ["edit", "video", "save", "video"]]}
+
+
+def video_frames_edit():
+    """ComfyUI's own video nodes around the node chain, for per-frame control: the face tracked through the clip,
+    edited in every frame, pasted back, and the frames put back together with the clip's frame rate and sound. The
+    graph holds every frame."""
     chain, links = _edit_chain("text", prefix=None, faces=("align", "aligned"))
     return {"nodes": [_loader(), {"key": "video", "type": "LoadVideo", "pos": [40, 240], "size": [320, 420],
                                   "widgets": {"file": CLIP}},
@@ -185,11 +205,13 @@ EXAMPLES = {
     "clipinverter_edit_then_diffusion_upscale": diffusion_upscale,
     "clipinverter_whole_photo_edit": whole_photo,
     "clipinverter_video_edit": video_edit,
+    "clipinverter_video_frames_edit": video_frames_edit,
     "clipinverter_identity_edit": identity_edit,
 }
 PHOTO_SIZE = {"clipinverter_whole_photo_edit": (512, 512),  # (W, H) of PHOTO: the pasted-back output's size
               "clipinverter_identity_edit": (512, 512)}
-VIDEOS = {"clipinverter_video_edit"}  # examples whose output is a video (SaveVideo), of the clip's size and length
+# examples whose output is a video (SaveVideo), of the clip's size and length
+VIDEOS = {"clipinverter_video_edit", "clipinverter_video_frames_edit"}
 NEEDS_CHECKPOINT = {"clipinverter_edit_then_diffusion_upscale"}
 # widget values the tests set before they run an example (class_type -> {widget: value}): on the tests' CPU, Refine
 # Identity's default 350 steps would take many minutes; 2 steps tune it all the same
