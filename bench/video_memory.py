@@ -1,11 +1,12 @@
-"""Peak memory of a video edit against its length: N frames at SIDE x SIDE through (a) `edit-video` (streamed
-with PyAV) and (b) the node chain of the video example (Align Face with tracking -> Encode Text -> Invert ->
-Remap -> Decode -> Paste Back), each N in a fresh process.
+"""Peak memory of a video edit against its length: N frames at SIDE x SIDE (or --size W H) through (a) `edit-video`
+(streamed with PyAV), (b) the node chain of the frames example (Align Face with tracking -> Encode Text -> Invert ->
+Remap -> Decode -> Paste Back) and (c) the Edit Video node (VIDEO -> VIDEO, streamed), each N in a fresh process.
 
-    python bench/video_memory.py --model BUNDLE [--frames 100 1000] [--side 512] [--comfyui COMFYUI_PATH]
+    python bench/video_memory.py --model BUNDLE [--frames 100 1000] [--side 512 | --size 1920 1080] \
+        [--modes cli nodes node] [--comfyui COMFYUI_PATH]
 
-(b) runs the pack's nodes with the real ComfyUI modules of COMFYUI_PATH (its model management, no server), so
-run it with ComfyUI's Python. ComfyUI keeps every node's output tensors until the prompt ends, so they grow with
+(b) and (c) run the pack's nodes with the real ComfyUI modules of COMFYUI_PATH (its model management, no server),
+so run them with ComfyUI's Python. ComfyUI keeps every node's output tensors until the prompt ends, so they grow with
 N whatever a node does; what the nodes add beyond them must not. The report prints, per run: peak RSS, the RSS
 before the frames existed (imports + networks), the bytes of the IMAGE/MASK/latent tensors the graph holds
 (input frames included), and the rest: peak - before - tensors, the nodes' own working memory.
@@ -38,26 +39,32 @@ def _photo_and_centre():
     return photo, (220.0, 130.0)  # the astronaut's face centre, in pixels of the 512x512 photo
 
 
-def frames(n: int, side: int):
-    """(side, side, 3) float32 frames in [0, 1], one at a time."""
+def frames(n: int, side: int, width: int | None = None):
+    """(side, width or side, 3) float32 frames in [0, 1], one at a time: the photo at side / 512 of its size."""
     import numpy as np
-    from synthetic_clips import path_matrix, render
+    import torch
+    from kornia.geometry.transform import warp_affine
+    from synthetic_clips import path_matrix
 
     photo, centre = _photo_and_centre()
+    width = width or side
     for t in range(n):
         m = path_matrix(t, max(n, 60), np.array(centre), side, side / 512, shift=0.04, turn_deg=5.0)
-        yield render(photo, [m], side)[0].clamp(0, 1).permute(1, 2, 0)
+        m[0, 2] += (width - side) / 2  # the path centred in a wider frame
+        frame = warp_affine(photo - 0.5, torch.from_numpy(m[None, :2]).float(), (side, width), mode="bilinear",
+                            padding_mode="zeros", align_corners=True)[0] + 0.5
+        yield frame.clamp(0, 1).permute(1, 2, 0)
 
 
-def write_clip(path: str, n: int, side: int) -> None:
+def write_clip(path: str, n: int, side: int, width: int | None = None) -> None:
     import av
     import numpy as np
 
     with av.open(path, "w") as out:
         v = out.add_stream("libx264", rate=FPS)
-        v.width = v.height = side
+        v.width, v.height = width or side, side
         v.pix_fmt, v.options = "yuv420p", {"crf": "18"}
-        for t, f in enumerate(frames(n, side)):
+        for t, f in enumerate(frames(n, side, width)):
             frame = av.VideoFrame.from_ndarray((f.numpy() * 255).round().astype(np.uint8), "rgb24")
             frame.pts = t
             out.mux(v.encode(frame))
@@ -84,10 +91,9 @@ def child_cli(a) -> dict:
     return {"peak": peak_bytes(), "before": before, "tensors": 0}
 
 
-def child_nodes(a) -> dict:
+def _comfy_pack(a):
+    """The pack imported as ComfyUI imports it, on ComfyUI's real modules (`--cpu`), the bundle's folder registered."""
     import importlib.util
-
-    import torch
 
     sys.path.insert(0, a.comfyui)
     from comfy.cli_args import args
@@ -101,6 +107,28 @@ def child_nodes(a) -> dict:
     pack = importlib.util.module_from_spec(spec)
     sys.modules["clipinverter_pack"] = pack
     spec.loader.exec_module(pack)
+    return pack
+
+
+def child_node(a) -> dict:
+    """The Edit Video node on the clip file: before = RSS with the model loaded and the text encoded."""
+    _comfy_pack(a)
+    from comfy_api.v0_0_2 import InputImpl
+    from clipinverter_pack.nodes import encode, loader, video
+
+    model = loader.LoadInverter.execute(os.path.basename(a.model), "cpu", "fp32").result[0]
+    emb = encode.EncodeText.execute(model, TEXT).result[0]
+    before = rss_bytes()
+    out = video.EditVideo.execute(model, InputImpl.VideoFromFile(a.clip), emb, 1.0, 1.0, 0, "largest first", "auto",
+                                  3.0, 0.1, 1.0).result[0]
+    assert os.path.getsize(out.get_stream_source()) > 0
+    return {"peak": peak_bytes(), "before": before, "tensors": 0}
+
+
+def child_nodes(a) -> dict:
+    import torch
+
+    _comfy_pack(a)
     from clipinverter_pack.nodes import align, decode, edit, encode, loader
 
     model = loader.LoadInverter.execute(os.path.basename(a.model), "cpu", "fp32").result[0]
@@ -120,7 +148,7 @@ def child_nodes(a) -> dict:
 
 
 def run_child(mode: str, n: int, a, clip: str) -> dict:
-    python = a.comfyui_python if mode == "nodes" else sys.executable
+    python = a.comfyui_python if mode in ("nodes", "node") else sys.executable
     cmd = [python, os.path.abspath(__file__), "--child", mode, "--model", a.model, "--frames", str(n),
            "--side", str(a.side), "--clip", clip, "--comfyui", a.comfyui or ""]
     r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(a.threads)})
@@ -134,25 +162,32 @@ def main() -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--frames", type=int, nargs="+", default=[100, 1000])
     p.add_argument("--side", type=int, default=512)
+    p.add_argument("--size", type=int, nargs=2, metavar=("W", "H"), help="frames of W x H (cli and node modes)")
     p.add_argument("--comfyui", default=os.environ.get("COMFYUI_PATH"), help="ComfyUI source tree (for --modes nodes)")
     p.add_argument("--comfyui-python", default=os.environ.get("COMFYUI_PYTHON", sys.executable))
-    p.add_argument("--modes", nargs="+", default=["cli", "nodes"], choices=["cli", "nodes"])
+    p.add_argument("--modes", nargs="+", default=["cli", "nodes"], choices=["cli", "nodes", "node"])
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--child", choices=["cli", "nodes"], help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=["cli", "nodes", "node"], help=argparse.SUPPRESS)
     p.add_argument("--clip", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
         a.frames = a.frames[0]
-        print(json.dumps((child_cli if a.child == "cli" else child_nodes)(a)))
+        print(json.dumps({"cli": child_cli, "nodes": child_nodes, "node": child_node}[a.child](a)))
         return
+    if a.size:
+        if "nodes" in a.modes:
+            p.error("--size: the nodes mode makes square frames (--side)")
+        width, a.side = a.size
+    else:
+        width = a.side
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores; {a.threads} threads; "
-          f"frames {a.side}x{a.side}; bundle {os.path.basename(a.model)}")
+          f"frames {width}x{a.side}; bundle {os.path.basename(a.model)}")
     print(f"{'mode':6} {'frames':>6} {'peak RSS':>9} {'before':>8} {'tensors':>8} {'rest':>8}  (GB)")
     with tempfile.TemporaryDirectory() as tmp:
         for n in a.frames:
             clip = os.path.join(tmp, f"clip{n}.mp4")
-            if "cli" in a.modes:
-                write_clip(clip, n, a.side)
+            if {"cli", "node"} & set(a.modes):
+                write_clip(clip, n, a.side, width)
             for mode in a.modes:
                 r = run_child(mode, n, a, clip)
                 rest = r["peak"] - r["before"] - r["tensors"]

@@ -16,7 +16,8 @@ import argparse
 import os
 import sys
 
-from .common import add_device, add_face_filter, add_input, add_quiet, face_filter, warn_about_model
+from .clips import add_track_options
+from .common import add_device, add_input, add_quiet, face_filter, warn_about_model
 from .identity import add_tuning_args
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -38,9 +39,12 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser("evaluate", help="measure edits of a folder of faces: CLIP score, direction, identity, "
                                         "LPIPS, FID/KID; a contact sheet and a strength plot")
-    p.add_argument("--model", required=True, help="bundle (.safetensors)")
-    add_input(p, "a folder of face photos (or FFHQ-aligned crops with --no-align)", "--images")
-    p.add_argument("--text", required=True, action="append", help="a target description; repeat for several")
+    p.add_argument("--model", help="bundle (.safetensors); not with --edited")
+    add_input(p, "a folder of face photos (or FFHQ-aligned crops with --no-align); with --edited, the source video",
+              "--images")
+    p.add_argument("--edited", help="an edited video (edit-video, Edit Video) to score against --input, its "
+                                    "source: TL-ID, TG-ID and the track's wobble (temporal.csv/json/png)")
+    p.add_argument("--text", action="append", help="a target description; repeat for several (not with --edited)")
     p.add_argument("--strength", type=_strengths, default=[1.0], help="edit strengths, comma-separated (default 1)")
     p.add_argument("-o", "--output", required=True, help="report folder")
     p.add_argument("--no-align", action="store_true", help="the images are FFHQ-aligned crops already")
@@ -51,7 +55,7 @@ def add_parser(sub) -> None:
     p.add_argument("--lpips-alexnet", "--alexnet", dest="alexnet", help="alexnet-owt-7be5be79.pth (LPIPS); default: looked for in models/clipinverter")
     p.add_argument("--inception", help="Inception-v3 FID weights (FID, KID); default: looked for in "
                                        "models/clipinverter")
-    add_face_filter(p)
+    add_track_options(p)  # --edited: how the source's face is tracked (as edit-video tracked it)
     add_device(p, precision=False)
     add_quiet(p)
     add_tuning_args(p, "photo", alexnet=False)  # --refine-identity: each edit scored with and without tuning
@@ -70,6 +74,13 @@ def list_images(folder: str) -> list[str]:
 
 
 def run(a) -> int:
+    from ..errors import InputError
+
+    if a.edited:
+        return run_clip(a)
+    if not a.model or not a.text:
+        raise InputError("evaluate needs --model and --text (or --edited EDITED_VIDEO, to score a clip against "
+                         "--input, its source)")
     from ..metrics.report import measure, write_report
     from ..photo import faces_of_photos
     from ..pipeline import CLIPInverter
@@ -90,5 +101,40 @@ def run(a) -> int:
     for path in write_report(result, a.output):
         print(f"wrote {path}")
     for score, why in result.skipped.items():
+        print(f"{score}: skipped: {why}", file=sys.stderr)
+    return 0
+
+
+def run_clip(a) -> int:
+    """evaluate --edited: the edited clip against its source (metrics/clips.py)."""
+    from ..align.video import plan_clip, scan_frames
+    from ..errors import CheckpointError
+    from ..lossnets import find_loss_file, load_arcface
+    from ..metrics.clips import check_edit_of, measure_clip, write_clip_report
+    from ..videofile import frame_stream, probe
+    from .clips import progress_bar
+
+    check_edit_of(a.input, a.edited)  # before the tracking pass
+    total = probe(a.input)[0]
+    skipped, net = {}, None
+    try:
+        net = load_arcface(find_loss_file("arcface", a.arcface), a.device)
+    except CheckpointError as e:
+        if a.arcface:
+            raise
+        skipped["tl_id, tg_id"] = str(e)
+    with progress_bar(total, "track", a.quiet) as bar:
+        detections, cuts = scan_frames(frame_stream(a.input), progress=lambda k: bar.update(1), keep=face_filter(a))
+    plan = plan_clip(detections, cuts, a.face_index, "passthrough", a.face_order, a.smoothing, a.hold)
+    with progress_bar(total, "score", a.quiet) as bar:
+        measured = measure_clip(a.input, a.edited, net, plan, progress=lambda k: bar.update(1))
+    meta = {"source": a.input, "edited": a.edited, "smoothing": a.smoothing, "face_index": a.face_index}
+    for path in write_clip_report(measured, a.output, meta, skipped):
+        print(f"wrote {path}")
+    for k, m in measured.items():
+        s = m.summary
+        print(f"face {k}: {s['frames']} frames; TL-ID {s.get('tl_id', float('nan')):.4f}, "
+              f"TG-ID {s.get('tg_id', float('nan')):.4f}, wobble {100 * s['wobble']:.3f}% of the crop's width")
+    for score, why in skipped.items():
         print(f"{score}: skipped: {why}", file=sys.stderr)
     return 0

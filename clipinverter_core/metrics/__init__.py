@@ -5,6 +5,8 @@ fidelity.py  per set: FID and KID (torch-fidelity, a local Inception file)
 edits.py     score_edits (all per-image scores of a batch) and load_networks (optional files: found or skipped)
 table.py     means, CSV, JSON, text table;  pictures.py  contact sheet, strength plot
 report.py    the measurement behind `evaluate`;  evaluate.py  the CLI subcommand
+temporal.py  an edited clip against its source: TL-ID, TG-ID (STIT), the track's wobble;  clips.py  its measurement
+             (`evaluate --edited`) and report
 The networks (ArcFace, LPIPS) come from clipinverter_core.lossnets, shared with the training losses.
 The functions are imported on first use, so that the CLI's parser does not import torch.
 """

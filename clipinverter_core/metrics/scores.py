@@ -60,9 +60,13 @@ def identity_similarity(identity_net: torch.nn.Module, a: torch.Tensor, b: torch
     """Identity similarity: cos(F(a), F(b)) of ArcFace IR-SE50 features (lossnets.load_arcface: the face crop of
     the 256 x 256 image, pooled to 112, as the official ID loss), in [-1, 1]; 1 is the same face. Images larger
     than 256 are average-pooled to 256 first, as training does. (B or 1, 3, H, W) pairs -> (B,) on a's device."""
-    fa = identity_net(_like(identity_net, _to_side(a, IDENTITY_SIZE)))
-    fb = identity_net(_like(identity_net, _to_side(b, IDENTITY_SIZE)))
-    return _cosine(fa, fb).to(a.device)
+    return _cosine(identity_features(identity_net, a), identity_features(identity_net, b)).to(a.device)
+
+
+@torch.no_grad()
+def identity_features(identity_net: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """ArcFace features (B, 512) of images (B, 3, H, W) in [-1, 1], as identity_similarity compares them."""
+    return identity_net(_like(identity_net, _to_side(images, IDENTITY_SIZE)))
 
 
 @torch.no_grad()

@@ -39,9 +39,9 @@ def _means(rows: list[dict], columns: list[str]) -> dict[str, float]:
     return out
 
 
-def write_csv(path: str, rows: list[dict], columns: list[str]) -> None:
+def write_csv(path: str, rows: list[dict], columns: list[str], keys: tuple = KEYS) -> None:
     """Atomically; empty cells where a row has no value (set columns on image rows)."""
-    fields = list(KEYS) + columns
+    fields = list(keys) + columns
     with atomic_output(path) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fields, extrasaction="ignore")
