@@ -6,8 +6,9 @@
 loader.py (bundle -> model), align.py (photos -> aligned crops, edits -> photos), encode.py (texts, reference
 pictures -> embeddings), edit.py (faces -> codes -> remapped codes), decode.py (codes -> IMAGE), latents.py (blend,
 save, load), identity.py (Refine Identity, Save and Load Tuning: a generator tuned to a person), metrics.py (Edit
-Metrics: scores of edits), video.py (Edit Video: a VIDEO file edited, streamed), images.py (IMAGE <-> the core's pictures), memory.py
-(ComfyUI model management and the batch loop), paths.py (the clipinverter model folder), types.py (socket types).
+Metrics: scores of edits), video.py (Edit Video: a VIDEO file edited, streamed), clip_metrics.py (Clip Metrics: an
+edited VIDEO against its source), images.py (IMAGE <-> the core's pictures), memory.py (ComfyUI model management
+and the batch loop), paths.py (the clipinverter model folder), types.py (socket types).
 Nothing here loads weights at import.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from comfy_api.v0_0_2 import ComfyExtension, io
 
 from .align import AlignFace, PasteBack
+from .clip_metrics import ClipMetrics
 from .decode import Decode
 from .edit import InvertEdit, InvertOnly, Remap
 from .encode import EncodeImage, EncodeText
@@ -30,7 +32,7 @@ from .video import EditVideo
 
 NODES: list[type[io.ComfyNode]] = [LoadInverter, AlignFace, EncodeText, EncodeImage, InvertEdit, InvertOnly, Remap,
                                    Decode, PasteBack, BlendLatents, SaveLatent, LoadLatent, EditMetrics, RefineIdentity,
-                                   SaveTuning, LoadTuning, EditVideo]
+                                   SaveTuning, LoadTuning, EditVideo, ClipMetrics]
 
 register_model_folder()  # before any schema lists the folder's files
 

@@ -22,7 +22,7 @@ PRODUCT_IDS = {"CLIPInverterLoader", "CLIPInverterEncodeText", "CLIPInverterEnco
                "CLIPInverterRemap", "CLIPInverterDecode", "CLIPInverterAlignFace", "CLIPInverterPasteBack"}
 EXTRA_IDS = {"CLIPInverterInvertOnly", "CLIPInverterBlendLatents", "CLIPInverterSaveLatent", "CLIPInverterLoadLatent",
              "CLIPInverterEditMetrics", "CLIPInverterRefineIdentity", "CLIPInverterSaveTuning", "CLIPInverterLoadTuning",
-             "CLIPInverterEditVideo"}
+             "CLIPInverterEditVideo", "CLIPInverterClipMetrics"}
 BUNDLE = "clipinverter_faces.safetensors"
 PROMPT = "this person has blonde hair"
 
