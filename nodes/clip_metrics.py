@@ -19,7 +19,7 @@ from ..clipinverter_core.lossnets import LOSS_FILES, load_arcface
 from ..clipinverter_core.metrics.clips import check_edit_of, measure_clip, temporal_plot
 from ..clipinverter_core.videofile import frame_stream, probe
 from .align import SMOOTHING_MODES
-from .metrics import NO_FILE, _full_path, weight_files
+from .metrics import NO_FILE, _full_path, arcface_choice, weight_files
 from .paths import FOLDER
 from .video import video_source
 
@@ -72,9 +72,7 @@ class ClipMetrics(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, arcface) -> bool | str:
-        if arcface == NO_FILE or _full_path(arcface) is not None:
-            return True
-        return f"Clip Metrics: '{arcface}' is not in the '{FOLDER}' model folder; put {LOSS_FILES['arcface']} there"
+        return arcface_choice("Clip Metrics", arcface)
 
     @classmethod
     def execute(cls, source, edited, arcface, face_index, face_order, smoothing_mode, smoothing) -> io.NodeOutput:

@@ -43,6 +43,13 @@ def _full_path(name: str) -> str | None:
     return None
 
 
+def arcface_choice(node: str, arcface: str) -> bool | str:
+    """validate_inputs of an ArcFace combo: True, or why the file is not there."""
+    if arcface == NO_FILE or _full_path(arcface) is not None:
+        return True
+    return f"{node}: '{arcface}' is not in the '{FOLDER}' model folder; put {LOSS_FILES['arcface']} there"
+
+
 def _arcface(name: str, model: LoadedInverter):
     """The ArcFace file `name` loaded on the inverter's offload device, in a ModelPatcher (memory.companion) that
     ComfyUI loads with the inverter's networks; None for 'none'."""
@@ -94,9 +101,7 @@ class EditMetrics(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, arcface) -> bool | str:
-        if arcface == NO_FILE or _full_path(arcface) is not None:
-            return True
-        return f"Edit Metrics: '{arcface}' is not in the '{FOLDER}' model folder; put {LOSS_FILES['arcface']} there"
+        return arcface_choice("Edit Metrics", arcface)
 
     @classmethod
     def execute(cls, model, original, edited, embedding, source_text, arcface) -> io.NodeOutput:

@@ -228,6 +228,17 @@ def lossnet_factory(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def astronaut_clip(tmp_path_factory) -> str:
+    """clip.mp4: the moving astronaut (synthetic_clips.moving_astronaut), 6 frames of 192x192 at 10 fps, H.264 with
+    an AAC tone: the video the CLI and node video tests edit and track (made once a run)."""
+    from synthetic_clips import moving_astronaut, write_clip
+
+    path = str(tmp_path_factory.mktemp("astronaut_clip") / "in.mp4")
+    write_clip(path, moving_astronaut(6), 10)
+    return path
+
+
+@pytest.fixture(scope="session")
 def kit256(kit_factory):
     return kit_factory(256)
 

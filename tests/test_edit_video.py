@@ -11,17 +11,15 @@ import numpy as np
 import pytest
 
 from clipinverter_core.__main__ import main
-from synthetic_clips import SIDE, moving_astronaut, read_clip as read, write_clip
+from synthetic_clips import SIDE, read_clip as read
 
 import skimage.data  # noqa: F401,E402 - the astronaut (requirements-dev.txt): no skip
 FRAMES, FPS = 6, 10
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("clip") / "in.mp4")
-    write_clip(path, moving_astronaut(FRAMES), FPS)
-    return path
+def clip(astronaut_clip):
+    return astronaut_clip  # conftest.py: FRAMES frames at FPS
 
 
 def test_edit_video_keeps_rate_size_frames_and_audio(clip, standin256, tmp_path, capsys):

@@ -5,7 +5,6 @@ edits of it made here, so that what each metric must say is known; ArcFace is th
 import json
 
 import av  # noqa: F401 - PyAV is in requirements.txt: no skip
-import numpy as np
 import pytest
 
 from clipinverter_core.__main__ import main

@@ -15,7 +15,7 @@ import torch
 from clipinverter_core.__main__ import main
 from conftest import report_figure
 from comfy_stubs import RECORD, InterruptProcessingException, VideoFromFile
-from synthetic_clips import moving_astronaut, read_clip, write_clip
+from synthetic_clips import read_clip
 from test_nodes import _fresh_record, comfy, model, nodes, run  # noqa: F401 - fixtures
 
 import skimage.data  # noqa: F401,E402 - the astronaut (requirements-dev.txt): no skip
@@ -23,10 +23,8 @@ FRAMES, FPS, TEXT = 6, 10, "this person has blonde hair"
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("clip") / "in.mp4")
-    write_clip(path, moving_astronaut(FRAMES), FPS)
-    return path
+def clip(astronaut_clip):
+    return astronaut_clip  # conftest.py: FRAMES frames at FPS
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

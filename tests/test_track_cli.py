@@ -17,10 +17,8 @@ FRAMES, FPS = 6, 10
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("clip") / "in.mp4")
-    write_clip(path, moving_astronaut(FRAMES), FPS)
-    return path
+def clip(astronaut_clip):
+    return astronaut_clip  # conftest.py: FRAMES frames at FPS
 
 
 def test_the_track_is_the_crops_align_clip_cuts(clip, tmp_path, capsys):
