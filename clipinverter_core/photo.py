@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from . import devices
+from .heap import EVERY, release_heap
 from .align import Alignment, FaceFilter, FaceNotFoundError, align, to_unit_tensor
 from .align.crops import passthrough_crop
 from .align.video import crop_frame
@@ -132,6 +133,8 @@ def edit_frames(model, frames: Iterable[torch.Tensor], plan: list, t: torch.Tens
         if not chunk:
             return
         yield from _edit_chunk(model, chunk, plan, first, t, strength, remap_strength, paste, tracks)
+        del chunk
+        release_heap()  # heap.py: glibc keeps freed frames' memory otherwise
 
 
 def _edit_chunk(model, frames, plan, first, t, strength, remap_strength, paste, tracks):
@@ -154,6 +157,8 @@ def track_crops(frames: Iterable[torch.Tensor], plan: list, size: int, every: in
     3 MB: frames never sit in float32), from every `every`-th frame where the face was detected (no held or interpolated crops, no pass-throughs)."""
     out: dict[int, tuple[list, list]] = {}
     for t, frame in enumerate(itertools.islice(frames, len(plan))):
+        if t % EVERY == EVERY - 1:
+            release_heap()
         if t % every:
             continue
         for p in plan[t]:

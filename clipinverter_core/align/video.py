@@ -12,6 +12,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
+from ..heap import EVERY, release_heap
 from .crops import passthrough_crop, to_unit_tensor
 from .detect import Face, FaceFilter, FaceNotFoundError, detect_faces, order_faces
 from .geometry import Alignment, FaceAlignment, crop_corners
@@ -49,6 +50,8 @@ def scan_frames(frames: Iterable[torch.Tensor], check: Callable[[], None] | None
         signatures.append(frame_signature(frame))
         if progress is not None:
             progress(t + 1)
+        if t % EVERY == EVERY - 1:
+            release_heap()  # heap.py: glibc keeps a freed frame's memory otherwise
     return detections, find_cuts(signatures)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..heap import EVERY, release_heap
 from ..images import unit_to_signed
 from .temporal import Temporal, temporal_metrics
 
@@ -68,6 +69,8 @@ def measure_clip(source, edited, identity_net: torch.nn.Module | None, plan: lis
                 flush(p.track)
         if progress is not None:
             progress(t + 1)
+        if t % EVERY == EVERY - 1:
+            release_heap()
     for k in list(pending):
         flush(k)
     out = {}

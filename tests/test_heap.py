@@ -1,0 +1,59 @@
+"""The streaming loops give freed frames back (clipinverter_core/heap.py): on glibc's malloc, without it, tracking
+a 1080p clip grew by one float32 frame (25 MB) per frame. Run in a fresh process without the test run's tcmalloc
+(ComfyUI runs on glibc's malloc): 48 frames of 1920x1080 tracked, RSS measured before and after."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from clipinverter_core import heap
+from clipinverter_core.align import video as V
+
+SCRIPT = r"""
+import os, sys, json
+sys.path[:0] = [{root!r}, os.path.join({root!r}, "tests"), os.path.join({root!r}, "bench")]
+import video_memory as vm
+from clipinverter_core.videofile import frame_stream
+from clipinverter_core.align.video import scan_frames
+import clipinverter_core.align.video as V
+if {off}:
+    V.release_heap = lambda: None
+if not os.path.exists({clip!r}):
+    vm.write_clip({clip!r}, 48, 1080, 1920)
+next(frame_stream({clip!r}))  # the libraries' own first allocations, before the baseline
+before = vm.rss_bytes()
+detections, _ = scan_frames(frame_stream({clip!r}))
+print(json.dumps({{"growth": (vm.rss_bytes() - before) / 1e9, "faces": sum(map(len, detections))}}))
+"""
+
+
+def _growth(tmp_path, off: bool) -> dict:
+    import json
+
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    code = SCRIPT.format(root=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         clip=str(tmp_path / "clip.mp4"), off=off)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(heap._malloc_trim() is None, reason="not glibc: the heap is the allocator's own business")
+def test_tracking_a_long_1080p_clip_does_not_keep_its_frames(tmp_path):
+    from conftest import report_figure
+
+    on, off = _growth(tmp_path, False), _growth(tmp_path, True)
+    report_figure("heap release (glibc malloc, 48 frames of 1080p tracked)",
+                  f"RSS growth {on['growth']:.2f} GB with release_heap, {off['growth']:.2f} GB without")
+    assert on["faces"] == off["faces"] == 48
+    assert on["growth"] < 0.5 < off["growth"], (on, off)
+
+
+def test_the_scan_releases_every_chunk_of_frames(monkeypatch):
+    import torch
+
+    calls = []
+    monkeypatch.setattr(V, "release_heap", lambda: calls.append(1))
+    V.scan_frames(torch.zeros(2 * heap.EVERY + 3, 3, 32, 32))
+    assert len(calls) == 2
