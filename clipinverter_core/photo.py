@@ -154,7 +154,8 @@ def track_crops(frames: Iterable[torch.Tensor], plan: list, size: int, every: in
                 ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """Each track's faces through a clip, what identity tuning of the clip learns from: {track: (crops for the
     encoder (N, 3, 256, 256), the same at `size` (N, 3, size, size))}, both uint8 on the host (a 1024 crop is
-    3 MB: frames never sit in float32), from every `every`-th frame where the face was detected (no held or interpolated crops, no pass-throughs)."""
+    3 MB: frames never sit in float32), from every `every`-th frame where the face was detected (no held or
+    interpolated crops, no pass-throughs)."""
     out: dict[int, tuple[list, list]] = {}
     for t, frame in enumerate(itertools.islice(frames, len(plan))):
         if t % EVERY == EVERY - 1:

@@ -52,7 +52,8 @@ def add_parser(sub) -> None:
     p.add_argument("--source-text", default=SOURCE_TEXT,
                    help=f"neutral description of the inputs, for the directional score (default {SOURCE_TEXT!r})")
     p.add_argument("--arcface", help="model_ir_se50.pth (identity); default: looked for in models/clipinverter")
-    p.add_argument("--lpips-alexnet", "--alexnet", dest="alexnet", help="alexnet-owt-7be5be79.pth (LPIPS); default: looked for in models/clipinverter")
+    p.add_argument("--lpips-alexnet", "--alexnet", dest="alexnet",
+                   help="alexnet-owt-7be5be79.pth (LPIPS); default: looked for in models/clipinverter")
     p.add_argument("--inception", help="Inception-v3 FID weights (FID, KID); default: looked for in "
                                        "models/clipinverter")
     add_track_options(p)  # --edited: how the source's face is tracked (as edit-video tracked it)
