@@ -99,16 +99,17 @@ def video_encoder() -> str:
 
 def edit_video_file(model, source, output: str, plan: list, t, batch: int = 8, strength: float = 1.0,
                     remap_strength: float = 1.0, paste=None, tracks: dict | None = None,
-                    on_frame: Callable[[], None] | None = None, check: Callable[[], None] | None = None) -> int:
+                    on_frame: Callable[[], None] | None = None, check: Callable[[], None] | None = None,
+                    info: tuple | None = None) -> int:
     """The clip at `source` edited as `plan` says (photo.edit_frames: `t` (1, 512), `batch` frames at a time) and
     written to `output` (.mp4, .mov, .mkv): H.264 (yuv420p) at the input's rate, its audio packets copied.
-    on_frame() after each frame written; check() before each chunk (raise to stop: nothing is left). Returns the
-    frames written."""
+    on_frame() after each frame written; check() before each chunk (raise to stop: nothing is left). info: the
+    source's probe, when the caller has it. Returns the frames written."""
     from .fileio import atomic_output
     from .photo import edit_frames
 
     fmt = container_format(output)
-    _, rate, width, height = probe(source)
+    _, rate, width, height = info or probe(source)
     check_even(width, height)
     av, encoder = av_module(), video_encoder()
     with atomic_output(output) as tmp, _open(source) as src, av.open(tmp, "w", format=fmt) as dst:

@@ -21,6 +21,11 @@ TRACKING = ["auto", "on", "off"]
 SMOOTHING_MODES = ["auto", "sigma"]  # align/smooth.py: auto adapts per frame; sigma fixes it to `smoothing`
 
 
+def smoothing_of(mode: str, sigma: float) -> float | str:
+    """The core's `smoothing` from a node's smoothing_mode and smoothing inputs."""
+    return "auto" if mode == "auto" else float(sigma)
+
+
 class AlignFace(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -89,7 +94,7 @@ class AlignFace(io.ComfyNode):
                                                lambda k: pbar.update(1), keep)
                 if tracking == "on" or looks_like_video(cuts):
                     crops, alignment = align_clip(photos, int(size), which, if_no_face, face_order,
-                                                  "auto" if smoothing_mode == "auto" else float(smoothing),
+                                                  smoothing_of(smoothing_mode, smoothing),
                                                   int(hold), detections, cuts,
                                                   mm.throw_exception_if_processing_interrupted,
                                                   lambda k: pbar.update(1))

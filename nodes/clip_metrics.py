@@ -8,20 +8,17 @@ import tempfile
 
 import comfy.model_management as mm
 import comfy.model_patcher
-import comfy.utils
 import numpy as np
 import torch
 from comfy_api.v0_0_2 import io
 
 from ..clipinverter_core.align.detect import FACE_ORDERS
-from ..clipinverter_core.align.video import plan_clip, scan_frames
 from ..clipinverter_core.lossnets import LOSS_FILES, load_arcface
 from ..clipinverter_core.metrics.clips import check_edit_of, measure_clip, temporal_plot
-from ..clipinverter_core.videofile import frame_stream, probe
-from .align import SMOOTHING_MODES
+from .align import SMOOTHING_MODES, smoothing_of
 from .metrics import NO_FILE, _full_path, arcface_choice, weight_files
 from .paths import FOLDER
-from .video import video_source
+from .video import track_video, video_source
 
 
 def _plot_image(measured) -> torch.Tensor:
@@ -77,14 +74,9 @@ class ClipMetrics(io.ComfyNode):
     @classmethod
     def execute(cls, source, edited, arcface, face_index, face_order, smoothing_mode, smoothing) -> io.NodeOutput:
         src, out = video_source(source), video_source(edited)
-        check_edit_of(src, out)
-        total = probe(src)[0]
-        pbar = comfy.utils.ProgressBar(2 * total if total else 0)
+        total = check_edit_of(src, out)[0]
+        plan, pbar = track_video(src, total, face_index, face_order, smoothing_of(smoothing_mode, smoothing))
         check = mm.throw_exception_if_processing_interrupted
-        detections, cuts = scan_frames(frame_stream(src), check, lambda k: pbar.update(1))
-        plan = plan_clip(detections, cuts, "all" if face_index < 0 else int(face_index), "passthrough", face_order,
-                         "auto" if smoothing_mode == "auto" else float(smoothing))
-        pbar.update_absolute(len(plan), 2 * len(plan))
         net = None
         if arcface != NO_FILE:
             patcher = comfy.model_patcher.ModelPatcher(load_arcface(_full_path(arcface), mm.unet_offload_device()),

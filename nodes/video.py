@@ -21,7 +21,7 @@ from ..clipinverter_core.errors import InputError
 from ..clipinverter_core.photo import Paste
 from ..clipinverter_core.videofile import check_even, edit_video_file, frame_stream, probe
 from . import types
-from .align import SMOOTHING_MODES
+from .align import SMOOTHING_MODES, smoothing_of
 from .edit import STRENGTH
 
 NO_FACE = ["passthrough", "error"]
@@ -35,6 +35,19 @@ def video_source(video):
         raise InputError("Edit Video needs a video read from a file (core Load Video), not frames in memory: "
                          "for those use Align Face -> ... -> Paste Back")
     return get()
+
+
+def track_video(source, total: int, face_index: int, face_order: str, smoothing: float | str, hold: int = 5,
+                if_no_face: str = "passthrough", keep: FaceFilter = FaceFilter()):
+    """Pass 1 of a node on a video (`total` frames, 0 if unknown): each frame's planned crops (align/video), and
+    the progress bar of both passes, counting frames, at the end of this one. Cancel is checked at every frame."""
+    pbar = comfy.utils.ProgressBar(2 * total if total else 0)
+    detections, cuts = scan_frames(frame_stream(source), mm.throw_exception_if_processing_interrupted,
+                                   lambda k: pbar.update(1), keep)
+    plan = plan_clip(detections, cuts, "all" if face_index < 0 else int(face_index), if_no_face, face_order,
+                     smoothing, int(hold))
+    pbar.update_absolute(len(plan), 2 * len(plan))
+    return plan, pbar
 
 
 class EditVideo(io.ComfyNode):
@@ -89,19 +102,14 @@ class EditVideo(io.ComfyNode):
             raise InputError(f"Edit Video edits with one embedding, not {embedding.shape[0]}: pick one with its batch "
                              "index, or edit the IMAGE frames with Invert with CLIPAdapter")
         source = video_source(video)
-        total, _, width, height = probe(source)
-        check_even(width, height)
-        pbar = comfy.utils.ProgressBar(2 * total if total else 0)
-        check = mm.throw_exception_if_processing_interrupted
-        detections, cuts = scan_frames(frame_stream(source), check, lambda k: pbar.update(1),
-                                       FaceFilter(float(min_face_score), float(min_face_size)))
-        plan = plan_clip(detections, cuts, "all" if face_index < 0 else int(face_index), if_no_face, face_order,
-                         "auto" if smoothing_mode == "auto" else float(smoothing), int(hold))
-        pbar.update_absolute(len(plan), 2 * len(plan))
+        info = probe(source)
+        check_even(*info[2:])
+        plan, pbar = track_video(source, info[0], face_index, face_order, smoothing_of(smoothing_mode, smoothing),
+                                 hold, if_no_face, FaceFilter(float(min_face_score), float(min_face_size)))
         inverter = model.on_device(int(frames_per_chunk))
         folder = os.path.join(folder_paths.get_temp_directory(), SUBFOLDER)
         out = os.path.join(folder, f"edit_video_{uuid.uuid4().hex[:12]}.mp4")
         edit_video_file(inverter, source, out, plan, embedding, int(frames_per_chunk), float(strength),
                         float(remap_strength), Paste(float(feather), float(color_match)),
-                        on_frame=lambda: pbar.update(1), check=check)
+                        on_frame=lambda: pbar.update(1), check=mm.throw_exception_if_processing_interrupted, info=info)
         return io.NodeOutput(InputImpl.VideoFromFile(out))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..videofile import frame_stream, probe  # noqa: F401 - the commands' shared names
 from .common import add_face_filter, face_filter, face_index
 
 
@@ -43,13 +42,14 @@ def progress_bar(total: int, desc: str, quiet: bool):
     return tqdm(total=total or None, desc=desc, unit="frame", disable=quiet, file=sys.stderr)
 
 
-def track_clip(a, total: int, rate, width: int, height: int, on_missing: str, track_out: str | None,
-               crop_size: int = 1024) -> list:
-    """Pass 1 over a.input: each frame's planned crops (align/video.plan_clip), the track written as JSON to
-    track_out when given (align/trackfile.py)."""
+def track_clip(a, info: tuple, on_missing: str, track_out: str | None = None, crop_size: int = 1024) -> list:
+    """Pass 1 over a.input, whose videofile.probe is `info`: each frame's planned crops (align/video.plan_clip),
+    the track written as JSON to track_out when given (align/trackfile.py)."""
     from ..align.trackfile import track_record, write_track
     from ..align.video import plan_clip, scan_frames
+    from ..videofile import frame_stream
 
+    total, rate, width, height = info
     with progress_bar(total, "scan", a.quiet) as bar:
         detections, cuts = scan_frames(frame_stream(a.input), progress=lambda k: bar.update(1), keep=face_filter(a))
     plan = plan_clip(detections, cuts, a.face_index, on_missing, a.face_order, a.smoothing, a.hold)

@@ -108,15 +108,12 @@ def run(a) -> int:
 
 def run_clip(a) -> int:
     """evaluate --edited: the edited clip against its source (metrics/clips.py)."""
-    from ..align.video import plan_clip, scan_frames
     from ..errors import CheckpointError
     from ..lossnets import find_loss_file, load_arcface
     from ..metrics.clips import check_edit_of, measure_clip, write_clip_report
-    from ..videofile import frame_stream, probe
-    from .clips import progress_bar
+    from .clips import progress_bar, track_clip
 
-    check_edit_of(a.input, a.edited)  # before the tracking pass
-    total = probe(a.input)[0]
+    info = check_edit_of(a.input, a.edited)  # before the tracking pass
     skipped, net = {}, None
     try:
         net = load_arcface(find_loss_file("arcface", a.arcface), a.device)
@@ -124,10 +121,8 @@ def run_clip(a) -> int:
         if a.arcface:
             raise
         skipped["tl_id, tg_id"] = str(e)
-    with progress_bar(total, "track", a.quiet) as bar:
-        detections, cuts = scan_frames(frame_stream(a.input), progress=lambda k: bar.update(1), keep=face_filter(a))
-    plan = plan_clip(detections, cuts, a.face_index, "passthrough", a.face_order, a.smoothing, a.hold)
-    with progress_bar(total, "score", a.quiet) as bar:
+    plan = track_clip(a, info, "passthrough")
+    with progress_bar(info[0], "score", a.quiet) as bar:
         measured = measure_clip(a.input, a.edited, net, plan, progress=lambda k: bar.update(1))
     meta = {"source": a.input, "edited": a.edited, "smoothing": a.smoothing, "face_index": a.face_index}
     for path in write_clip_report(measured, a.output, meta, skipped):

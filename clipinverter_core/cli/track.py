@@ -1,7 +1,8 @@
 """`track`: a clip's face track, without editing, as JSON (the format: align/trackfile.py, docs/video.md)."""
 from __future__ import annotations
 
-from .clips import add_track_options, probe, track_clip
+from ..videofile import probe
+from .clips import add_track_options, track_clip
 from .common import add_input, add_quiet
 
 
@@ -16,8 +17,7 @@ def add_parser(sub) -> None:
 
 
 def run(a) -> int:
-    total, rate, width, height = probe(a.input)
-    plan = track_clip(a, total, rate, width, height, "passthrough", a.output, a.crop_size)
+    plan = track_clip(a, probe(a.input), "passthrough", a.output, a.crop_size)
     found = sum(any(p.quad is not None for p in planned) for planned in plan)
     print(f"wrote {a.output} ({len(plan)} frames, a face in {found})")
     return 0

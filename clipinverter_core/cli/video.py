@@ -8,7 +8,8 @@
 """
 from __future__ import annotations
 
-from .clips import add_track_options, frame_stream, probe, progress_bar, track_clip
+from ..videofile import frame_stream, probe
+from .clips import add_track_options, progress_bar, track_clip
 from .common import add_device, add_input, add_quiet, warn_about_model
 from .identity import add_tuning_args
 
@@ -42,10 +43,10 @@ def run(a) -> int:
     from .identity import tuned_tracks
 
     container_format(a.output)
-    total, rate, width, height = probe(a.input)
-    check_even(width, height)  # before the tracking pass
+    info = probe(a.input)
+    check_even(*info[2:])  # before the tracking pass
 
-    plan = track_clip(a, total, rate, width, height, a.if_no_face, a.track_out)
+    plan = track_clip(a, info, a.if_no_face, a.track_out)
 
     model = CLIPInverter.from_bundle(a.model, a.device, a.precision)
     warn_about_model(model, a, "the faces will not look like faces")
@@ -53,6 +54,6 @@ def run(a) -> int:
     tracks = tuned_tracks(model, a, plan, frame_stream(a.input))
     with progress_bar(len(plan), "edit", a.quiet) as bar:
         done = edit_video_file(model, a.input, a.output, plan, text, a.batch_size, a.strength, a.remap_strength,
-                               Paste(a.feather, a.color_match), tracks, on_frame=lambda: bar.update(1))
+                               Paste(a.feather, a.color_match), tracks, on_frame=lambda: bar.update(1), info=info)
     print(f"wrote {a.output} ({done} frames, {video_encoder()})")
     return 0

@@ -23,14 +23,17 @@ CHUNK = 16    # crops per ArcFace batch
 COLUMNS = ["status", "local_source", "local_edited", "wobble"]
 
 
-def check_edit_of(source, edited) -> None:
-    """InputError unless the edited clip has the source's size and (where both files say) frame count."""
+def check_edit_of(source, edited) -> tuple:
+    """The source's videofile.probe; InputError unless the edited clip has its size and (where both files say)
+    frame count."""
     from ..videofile import probe
 
-    (n_s, _, w_s, h_s), (n_e, _, w_e, h_e) = probe(source), probe(edited)
+    info, (n_e, _, w_e, h_e) = probe(source), probe(edited)
+    n_s, _, w_s, h_s = info
     if (w_s, h_s) != (w_e, h_e) or (n_s and n_e and n_s != n_e):
         raise InputError(f"the edited clip is {w_e}x{h_e} with {n_e} frames, its source {w_s}x{h_s} with {n_s}: "
                          "not an edit of it")
+    return info
 
 
 def measure_clip(source, edited, identity_net: torch.nn.Module | None, plan: list,
@@ -77,7 +80,7 @@ def measure_clip(source, edited, identity_net: torch.nn.Module | None, plan: lis
     for k, tr in sorted(tracks.items()):
         feats = [torch.cat(tr[key]) if tr[key] else None for key in ("source", "edited")]
         m = temporal_metrics(tr["frames"], np.stack(tr["quads"]), *feats)
-        m.summary["status"] = tr["status"]
+        m.status = tr["status"]
         out[k] = m
     return out
 
@@ -86,7 +89,7 @@ def temporal_rows(measured: dict[int, Temporal]) -> list[dict]:
     rows = []
     for k, m in measured.items():
         for i, f in enumerate(m.frames):
-            rows.append({"track": k, "frame": f, "status": m.summary["status"][i],
+            rows.append({"track": k, "frame": f, "status": m.status[i],
                          "local_source": m.local_source[i], "local_edited": m.local_edited[i],
                          "wobble": m.wobble[i]})
     return rows
@@ -100,7 +103,7 @@ def write_clip_report(measured: dict[int, Temporal], folder: str, meta: dict, sk
     paths = {name: os.path.join(folder, name) for name in ("temporal.csv", "temporal.json", "temporal.png")}
     rows = temporal_rows(measured)
     write_csv(paths["temporal.csv"], rows, COLUMNS, keys=("track", "frame"))
-    summary = {str(k): {key: v for key, v in m.summary.items() if key != "status"} for k, m in measured.items()}
+    summary = {str(k): m.summary for k, m in measured.items()}
     write_json(paths["temporal.json"], {"meta": meta, "skipped": skipped, "tracks": summary, "frames": rows})
     try:
         temporal_plot(paths["temporal.png"], measured, meta.get("title", ""))

@@ -27,6 +27,7 @@ class Temporal:
     local_edited: np.ndarray
     wobble: np.ndarray                     # (len(frames),) the track's second difference there / width
     summary: dict = field(default_factory=dict)
+    status: list[str] = field(default_factory=list)  # the track's status in each of `frames` (align/track.py)
 
 
 def normalised(features: torch.Tensor) -> torch.Tensor:
