@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from . import devices
-from .heap import EVERY, release_heap
+from .heap import EVERY, release_heap, stream_heap
 from .align import Alignment, FaceFilter, FaceNotFoundError, align, to_unit_tensor
 from .align.crops import passthrough_crop
 from .align.video import crop_frame
@@ -125,6 +125,7 @@ def edit_frames(model, frames: Iterable[torch.Tensor], plan: list, t: torch.Tens
     yielded as (H, W, 3) uint8 frames. At most one chunk of frames, crops and edits is alive. `tracks`: the model
     that edits each track's faces (identity tuning), `model` for the others. check(): before each chunk (cancel)."""
     paste = paste or Paste()
+    stream_heap()  # heap.py: frames, crops and masks mapped on their own, given back whole
     frames = itertools.islice(frames, len(plan))  # frames the plan has not seen are not edited
     for first in range(0, len(plan), batch):
         if check is not None:
@@ -157,6 +158,7 @@ def track_crops(frames: Iterable[torch.Tensor], plan: list, size: int, every: in
     3 MB: frames never sit in float32), from every `every`-th frame where the face was detected (no held or
     interpolated crops, no pass-throughs)."""
     out: dict[int, tuple[list, list]] = {}
+    stream_heap()
     for t, frame in enumerate(itertools.islice(frames, len(plan))):
         if t % EVERY == EVERY - 1:
             release_heap()

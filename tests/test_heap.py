@@ -57,3 +57,58 @@ def test_the_scan_releases_every_chunk_of_frames(monkeypatch):
     monkeypatch.setattr(V, "release_heap", lambda: calls.append(1))
     V.scan_frames(torch.zeros(2 * heap.EVERY + 3, 3, 32, 32))
     assert len(calls) == 2
+
+
+MAPPED = r"""
+import ctypes, json, sys
+sys.path.insert(0, {root!r})
+import torch
+from clipinverter_core import heap
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                                               "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+took = heap.stream_heap() if {on} else False
+block = torch.empty(30 << 20, dtype=torch.uint8)
+del block  # glibc raises its mmap threshold to a freed mapped block's size
+before = libc.mallinfo2().hblkhd
+frame = torch.empty(3, 1080, 1920)  # one float32 frame of 1080p
+print(json.dumps({{"took": took, "mapped": libc.mallinfo2().hblkhd - before, "size": frame.nbytes}}))
+"""
+
+
+def _mapped(on: bool) -> dict:
+    import json
+
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    code = MAPPED.format(root=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), on=on)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(heap._malloc_trim() is None, reason="not glibc: the heap is the allocator's own business")
+def test_while_streaming_a_frame_is_mapped_on_its_own_even_after_glibc_raised_its_threshold():
+    """The edit pass's growth (heap.py): without stream_heap, glibc puts a frame freed-and-allocated again on its
+    heap, among small blocks that pin it; with it, every frame-sized block is a mapping of its own."""
+    on, off = _mapped(True), _mapped(False)
+    assert on["took"] and on["mapped"] >= on["size"], on
+    assert off["mapped"] == 0, off  # the mechanism the fix is for, still there in this glibc
+
+
+def test_the_scan_the_edit_and_the_crops_of_a_clip_map_frames_on_their_own(monkeypatch):
+    import torch
+
+    from clipinverter_core import photo
+    from clipinverter_core.metrics import clips
+
+    calls = []
+    for module in (V, photo, clips):
+        monkeypatch.setattr(module, "stream_heap", lambda: calls.append(1))
+    V.scan_frames(torch.zeros(1, 3, 32, 32))
+    list(photo.edit_frames(None, iter([]), [], None))
+    photo.track_crops(iter([]), [], 256)
+    assert len(calls) == 3

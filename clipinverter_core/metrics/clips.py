@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..heap import EVERY, release_heap
+from ..heap import EVERY, release_heap, stream_heap
 from ..images import unit_to_signed
 from .temporal import Temporal, temporal_metrics
 
@@ -57,6 +57,7 @@ def measure_clip(source, edited, identity_net: torch.nn.Module | None, plan: lis
             tracks[k]["source"].append(f[0::2])
             tracks[k]["edited"].append(f[1::2])
 
+    stream_heap()
     for t, (a, b) in enumerate(zip(frame_stream(source), frame_stream(edited))):
         if t >= len(plan):
             break
