@@ -10,18 +10,22 @@ Trimming is not enough for the edit pass. glibc serves a block from mmap only ab
 threshold to the size of each mmapped block freed (up to 32 MB): after the first freed float32 frame (25 MB at
 1080p), frames, crops and masks all come from the heap, where the small blocks allocated between them pin its
 pages. The Edit Video node's peak grew from 2.47 to 4.04 GB above the model between 100 and 1000 frames of 1080p.
-`stream_heap()` fixes the threshold at LARGE_BLOCK, so a frame-sized block is always mapped on its own and given
-back whole when freed; the loops call it before their first frame. Elsewhere (macOS, Windows, musl) both do nothing.
+`with stream_heap():` fixes the threshold at LARGE_BLOCK, so a frame-sized block is always mapped on its own and
+given back whole when freed: the node's peak stays 1.8 GB above the model at 100 and at 1000 frames. The loops run
+inside it. Elsewhere (macOS, Windows, musl) both do nothing.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
 import sys
+from typing import Iterator
 
 EVERY = 16  # frames between releases in a streaming loop (a trim of a few GB heap takes about a millisecond)
 LARGE_BLOCK = 4 << 20  # bytes: the mmap threshold while streaming; a 1080p frame plane is 8 MB in float32
+SETTLED_THRESHOLD = 32 << 20  # glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit: where its dynamic threshold ends
 M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 
 
@@ -42,13 +46,20 @@ def _malloc_trim():
     return None if libc is None else libc.malloc_trim
 
 
-@functools.lru_cache(maxsize=1)
-def stream_heap() -> bool:
-    """Before a streaming loop: blocks of LARGE_BLOCK or more are mmapped from now on in this process (glibc's
-    mallopt(M_MMAP_THRESHOLD), which also stops glibc from raising the threshold). Once per process; True where
-    it took effect. Allocators preloaded in glibc's place (tcmalloc, jemalloc) ignore it."""
+@contextlib.contextmanager
+def stream_heap() -> Iterator[bool]:
+    """Around a streaming loop: blocks of LARGE_BLOCK or more are mmapped (glibc's mallopt(M_MMAP_THRESHOLD),
+    which also stops glibc from moving the threshold); at the end the threshold is left at 32 MB, where glibc's own
+    adjustment ends after the first large block, so the rest of a ComfyUI process does not pay for the
+    mappings (about 15% of the edit pass's time on a CPU, BENCHMARKS.md). Yields True where it took effect.
+    Allocators preloaded in glibc's place (tcmalloc, jemalloc) ignore it."""
     libc = _libc()
-    return libc is not None and libc.mallopt(M_MMAP_THRESHOLD, LARGE_BLOCK) == 1
+    took = libc is not None and libc.mallopt(M_MMAP_THRESHOLD, LARGE_BLOCK) == 1
+    try:
+        yield took
+    finally:
+        if took:
+            libc.mallopt(M_MMAP_THRESHOLD, SETTLED_THRESHOLD)
 
 
 def release_heap() -> None:

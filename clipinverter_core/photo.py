@@ -125,17 +125,17 @@ def edit_frames(model, frames: Iterable[torch.Tensor], plan: list, t: torch.Tens
     yielded as (H, W, 3) uint8 frames. At most one chunk of frames, crops and edits is alive. `tracks`: the model
     that edits each track's faces (identity tuning), `model` for the others. check(): before each chunk (cancel)."""
     paste = paste or Paste()
-    stream_heap()  # heap.py: frames, crops and masks mapped on their own, given back whole
     frames = itertools.islice(frames, len(plan))  # frames the plan has not seen are not edited
-    for first in range(0, len(plan), batch):
-        if check is not None:
-            check()
-        chunk = list(itertools.islice(frames, batch))
-        if not chunk:
-            return
-        yield from _edit_chunk(model, chunk, plan, first, t, strength, remap_strength, paste, tracks)
-        del chunk
-        release_heap()  # heap.py: glibc keeps freed frames' memory otherwise
+    with stream_heap():  # heap.py: frames, crops and masks mapped on their own, given back whole
+        for first in range(0, len(plan), batch):
+            if check is not None:
+                check()
+            chunk = list(itertools.islice(frames, batch))
+            if not chunk:
+                return
+            yield from _edit_chunk(model, chunk, plan, first, t, strength, remap_strength, paste, tracks)
+            del chunk
+            release_heap()  # heap.py: glibc keeps freed frames' memory otherwise
 
 
 def _edit_chunk(model, frames, plan, first, t, strength, remap_strength, paste, tracks):
@@ -158,18 +158,18 @@ def track_crops(frames: Iterable[torch.Tensor], plan: list, size: int, every: in
     3 MB: frames never sit in float32), from every `every`-th frame where the face was detected (no held or
     interpolated crops, no pass-throughs)."""
     out: dict[int, tuple[list, list]] = {}
-    stream_heap()
-    for t, frame in enumerate(itertools.islice(frames, len(plan))):
-        if t % EVERY == EVERY - 1:
-            release_heap()
-        if t % every:
-            continue
-        for p in plan[t]:
-            if p.quad is None or not p.detected:
+    with stream_heap():
+        for t, frame in enumerate(itertools.islice(frames, len(plan))):
+            if t % EVERY == EVERY - 1:
+                release_heap()
+            if t % every:
                 continue
-            small, big = out.setdefault(p.track, ([], []))
-            small.append(unit_to_uint8(align_quad(frame, p.quad, ENCODER_SIZE)[0]).cpu())
-            big.append(unit_to_uint8(align_quad(frame, p.quad, size)[0]).cpu())
+            for p in plan[t]:
+                if p.quad is None or not p.detected:
+                    continue
+                small, big = out.setdefault(p.track, ([], []))
+                small.append(unit_to_uint8(align_quad(frame, p.quad, ENCODER_SIZE)[0]).cpu())
+                big.append(unit_to_uint8(align_quad(frame, p.quad, size)[0]).cpu())
     return {k: (torch.stack(a), torch.stack(b)) for k, (a, b) in out.items()}
 
 

@@ -43,16 +43,16 @@ def scan_frames(frames: Iterable[torch.Tensor], check: Callable[[], None] | None
                 ) -> tuple[list[list[Face]], np.ndarray]:
     """Detections (those `keep` accepts) and cuts of frames given one at a time ((3, H, W) in [0, 1])."""
     detections, signatures = [], []
-    stream_heap()  # heap.py: frames mapped on their own, given back whole
-    for t, frame in enumerate(frames):
-        if check is not None:
-            check()
-        detections.append(detect_faces(frame, keep))
-        signatures.append(frame_signature(frame))
-        if progress is not None:
-            progress(t + 1)
-        if t % EVERY == EVERY - 1:
-            release_heap()  # heap.py: glibc keeps a freed frame's memory otherwise
+    with stream_heap():  # heap.py: frames mapped on their own, given back whole
+        for t, frame in enumerate(frames):
+            if check is not None:
+                check()
+            detections.append(detect_faces(frame, keep))
+            signatures.append(frame_signature(frame))
+            if progress is not None:
+                progress(t + 1)
+            if t % EVERY == EVERY - 1:
+                release_heap()  # heap.py: glibc keeps a freed frame's memory otherwise
     return detections, find_cuts(signatures)
 
 
