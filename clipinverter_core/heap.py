@@ -51,7 +51,7 @@ def stream_heap() -> Iterator[bool]:
     """Around a streaming loop: blocks of LARGE_BLOCK or more are mmapped (glibc's mallopt(M_MMAP_THRESHOLD),
     which also stops glibc from moving the threshold); at the end the threshold is left at 32 MB, where glibc's own
     adjustment ends after the first large block, so the rest of a ComfyUI process does not pay for the
-    mappings (about 15% of the edit pass's time on a CPU, BENCHMARKS.md). Yields True where it took effect.
+    mappings (they cost 15 to 18% of the edit pass's time on a CPU, BENCHMARKS.md). Yields True where it took effect.
     Allocators preloaded in glibc's place (tcmalloc, jemalloc) ignore it."""
     libc = _libc()
     took = libc is not None and libc.mallopt(M_MMAP_THRESHOLD, LARGE_BLOCK) == 1
