@@ -13,7 +13,5 @@ for lib in /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 /usr/lib/aarch64-l
     break
   fi
 done
-# --durations: the slowest 25 steps of every run in the log, so that drift in CI time is seen.
-# -n: two workers (pytest-xdist), one a core; tests/lanes.py shares the cores and keeps the 11 GB tests alone.
-# CLIPINVERTER_TEST_WORKERS=0 runs everything in this one process.
-python -m pytest -q --durations=25 -n "${CLIPINVERTER_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder tests "$@"
+# --durations: the slowest 25 steps of every run in the log, so that drift in CI time is seen
+python -m pytest -q --durations=25 tests "$@"

@@ -12,7 +12,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from lanes import FileLock, kit_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARITY = os.environ.get("CLIPINVERTER_PARITY", os.path.join(ROOT, "..", "shared", "parity"))
@@ -53,17 +52,13 @@ def need_parity_file(name: str = "recipe.py") -> str:
 
 
 # --------------------------------------------------------------------------- measured figures in CI's log
-# A figure travels in its test's report (user_properties), so that the summary has it when a worker of
-# pytest-xdist measured it (tests/lanes.py): the process that prints the summary collects the reports.
-FIGURES, PEAK = "clipinverter_figures", "clipinverter_peak"
 _figures: dict[str, list[str]] = {}
-_pending_figures: list[tuple[str, str]] = []
 
 
 def report_figure(section: str, text: str) -> None:
     """Keeps a measured figure (an error against the reference, ...) for the summary at the end of the run:
     CI runs pytest without -s, and this summary is what its log shows of the measurements."""
-    _pending_figures.append((section, text))
+    _figures.setdefault(section, []).append(text)
 
 
 # --------------------------------------------------------------------------- peak memory per test in CI's log
@@ -122,53 +117,18 @@ def pytest_collection_finish(session):
     gc.freeze()
 
 
-def pytest_configure(config):
-    import lanes
-
-    config.pluginmanager.register(lanes, "clipinverter-lanes")
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     import gc
 
     gc.collect()
     release_free_memory()
-    item.rss_before = _rss_gb()
+    before = _rss_gb()
     _reset_vm_hwm()
     yield
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """The teardown's report carries the test's figures and peak RSS (and its process's largest child so far)."""
-    import resource
-
-    outcome = yield
-    if call.when != "teardown":
-        return
-    report = outcome.get_result()
-    if _pending_figures:
-        report.user_properties.append((FIGURES, list(_pending_figures)))
-        _pending_figures.clear()
     peak = _vm_hwm_gb()
     if peak is not None:
-        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2 ** 20
-        report.user_properties.append((PEAK, (peak, getattr(item, "rss_before", None) or 0.0, children)))
-
-
-_largest_child = [0.0]
-
-
-def pytest_runtest_logreport(report):
-    for key, value in report.user_properties:
-        if key == FIGURES:
-            for section, text in value:
-                _figures.setdefault(section, []).append(text)
-        elif key == PEAK:
-            peak, before, children = value
-            _peaks.append((peak, before, report.nodeid))
-            _largest_child[0] = max(_largest_child[0], children)
+        _peaks.append((peak, before, item.nodeid))
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -177,11 +137,13 @@ def pytest_terminal_summary(terminalreporter):
         for line in lines:
             terminalreporter.write_line(line)
     if _peaks:
+        import resource
         terminalreporter.write_sep("-", "peak RSS of the test process per test (setup, call, teardown), largest 15")
         for peak, before, nodeid in sorted(_peaks, reverse=True)[:15]:
             terminalreporter.write_line(f"{peak:6.2f} GB  (resident before it: {before:5.2f} GB)  {nodeid}")
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2 ** 20
         terminalreporter.write_line(f"largest subprocess (CLI runs, servers; a forked one counts its parent's pages): "
-                                    f"{_largest_child[0]:.2f} GB")
+                                    f"{children:.2f} GB")
 
 
 def _need_kit():
@@ -220,21 +182,21 @@ _kits: dict = {}
 def kit_factory(tmp_path_factory):
     """kit_factory(size) -> Kit, built once per size per session (about 3 GB of disk each). With
     CLIPINVERTER_KIT_CACHE=DIR the kits are kept in DIR and reused by later runs (a developer's speed-up)."""
-    owned = []
+    cache = os.environ.get("CLIPINVERTER_KIT_CACHE")
 
     def get(size: int, seed: int = 0) -> Kit:
         _need_kit()
         key = (size, seed)
         if key not in _kits:
-            folder, mine = kit_folder(tmp_path_factory, f"kit{size}" if seed == 0 else f"kit{size}_seed{seed}")
-            with FileLock(folder + ".lock"):
-                _kits[key] = Kit(folder, size, seed)
-            if mine:
-                owned.append(folder)
+            name = f"kit{size}" if seed == 0 else f"kit{size}_seed{seed}"
+            folder = os.path.join(cache, name) if cache else str(tmp_path_factory.mktemp(name))
+            os.makedirs(folder, exist_ok=True)
+            _kits[key] = Kit(folder, size, seed)
         return _kits[key]
     yield get
-    for folder in owned:
-        shutil.rmtree(folder, ignore_errors=True)
+    if not cache:
+        for k in _kits.values():
+            shutil.rmtree(k.folder, ignore_errors=True)
     _kits.clear()
 
 
@@ -245,25 +207,23 @@ _lossnets: dict = {}
 def lossnet_factory(tmp_path_factory):
     """lossnet_factory(seed) -> {'arcface', 'alexnet', 'moco': path}: the recipe's stand-ins of the training
     losses' networks (about 0.5 GB), kept in CLIPINVERTER_KIT_CACHE/lossnets[_seedN] when that is set."""
+    cache = os.environ.get("CLIPINVERTER_KIT_CACHE")
     from clipinverter_core.lossnets import LOSS_FILES
-
-    owned = []
 
     def get(seed: int = 0) -> dict:
         _need_kit()
         if seed not in _lossnets:
-            folder, mine = kit_folder(tmp_path_factory, "lossnets" if seed == 0 else f"lossnets_seed{seed}")
+            name = "lossnets" if seed == 0 else f"lossnets_seed{seed}"
+            folder = os.path.join(cache, name) if cache else str(tmp_path_factory.mktemp(name))
             paths = {k: os.path.join(folder, f) for k, f in LOSS_FILES.items()}
-            with FileLock(folder + ".lock"):
-                if not all(os.path.isfile(p) for p in paths.values()):
-                    paths = _recipe().write_loss_networks(folder, seed)
+            if not all(os.path.isfile(p) for p in paths.values()):
+                paths = _recipe().write_loss_networks(folder, seed)
             _lossnets[seed] = paths
-            if mine:
-                owned.append(folder)
         return _lossnets[seed]
     yield get
-    for folder in owned:
-        shutil.rmtree(folder, ignore_errors=True)
+    if not cache:
+        for paths in _lossnets.values():
+            shutil.rmtree(os.path.dirname(next(iter(paths.values()))), ignore_errors=True)
     _lossnets.clear()
 
 
@@ -289,11 +249,10 @@ def standin256(tmp_path_factory):
     from clipinverter_core.weights.standin import make_standin_bundle
 
     cache = os.environ.get("CLIPINVERTER_KIT_CACHE")
-    folder = cache or kit_folder(tmp_path_factory, "standin")[0]
-    path = os.path.join(folder, "standin256.safetensors")
-    with FileLock(path + ".lock"):
-        if not os.path.isfile(path):
-            make_standin_bundle(path, 256, 0)
+    path = os.path.join(cache, "standin256.safetensors") if cache else \
+        str(tmp_path_factory.mktemp("standin") / "standin256.safetensors")
+    if not os.path.isfile(path):
+        make_standin_bundle(path, 256, 0)
     return path
 
 
