@@ -22,10 +22,9 @@ import json, os, resource, sys, time
 sys.path[:0] = [{root!r}]
 import clipinverter_core.heap as heap
 import clipinverter_core.photo as photo
-import clipinverter_core.align.video as video
 import contextlib
 if {mode!r} == "dynamic":
-    photo.stream_heap = video.stream_heap = contextlib.nullcontext
+    photo.stream_heap = heap.stream_heap = contextlib.nullcontext
 else:
     heap.LARGE_BLOCK = int({mode!r}) << 20
 from clipinverter_core.__main__ import main

@@ -4,7 +4,7 @@ Measured (bench/video_memory.py's 1080p clip, the tracking pass): with glibc's m
 float32 frame (25 MB) per frame decoded and detected, 0.67 -> 3.14 GB over 120 frames, and a 1000-frame clip was
 killed for memory; the frames are freed, but glibc neither reuses nor returns those chunks (with tcmalloc the same
 pass stays at 0.78 GB). malloc_trim(0) every chunk of frames returns them: the pass stayed at 0.70 GB. ComfyUI
-runs on glibc's malloc, so the streaming loops (align/video.scan_frames, photo.edit_frames) call release_heap.
+runs on glibc's malloc, so the streaming loops release it (`streamed`, and photo.edit_frames after each chunk).
 
 Trimming is not enough for the edit pass. glibc serves a block from mmap only above a threshold, and raises that
 threshold to the size of each mmapped block freed (up to 32 MB): after the first freed float32 frame (25 MB at
@@ -21,7 +21,9 @@ import ctypes
 import ctypes.util
 import functools
 import sys
-from typing import Iterator
+from typing import Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
 
 EVERY = 16  # frames between releases in a streaming loop (a trim of a few GB heap takes about a millisecond)
 LARGE_BLOCK = 4 << 20  # bytes: the mmap threshold while streaming; a 1080p frame plane is 8 MB in float32
@@ -60,6 +62,16 @@ def stream_heap() -> Iterator[bool]:
     finally:
         if took:
             libc.mallopt(M_MMAP_THRESHOLD, SETTLED_THRESHOLD)
+
+
+def streamed(items: Iterable[T]) -> Iterator[T]:
+    """The items of a streaming loop (frames, or pairs of them), one at a time, inside stream_heap, with the heap
+    released after every EVERY of them."""
+    with stream_heap():
+        for t, item in enumerate(items):
+            if t and t % EVERY == 0:
+                release_heap()  # glibc keeps freed frames' memory otherwise
+            yield item
 
 
 def release_heap() -> None:

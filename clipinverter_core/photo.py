@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from . import devices
-from .heap import EVERY, release_heap, stream_heap
+from .heap import release_heap, stream_heap, streamed
 from .align import Alignment, FaceFilter, FaceNotFoundError, align, to_unit_tensor
 from .align.crops import passthrough_crop
 from .align.video import crop_frame
@@ -158,18 +158,15 @@ def track_crops(frames: Iterable[torch.Tensor], plan: list, size: int, every: in
     3 MB: frames never sit in float32), from every `every`-th frame where the face was detected (no held or
     interpolated crops, no pass-throughs)."""
     out: dict[int, tuple[list, list]] = {}
-    with stream_heap():
-        for t, frame in enumerate(itertools.islice(frames, len(plan))):
-            if t % EVERY == EVERY - 1:
-                release_heap()
-            if t % every:
+    for t, frame in enumerate(streamed(itertools.islice(frames, len(plan)))):
+        if t % every:
+            continue
+        for p in plan[t]:
+            if p.quad is None or not p.detected:
                 continue
-            for p in plan[t]:
-                if p.quad is None or not p.detected:
-                    continue
-                small, big = out.setdefault(p.track, ([], []))
-                small.append(unit_to_uint8(align_quad(frame, p.quad, ENCODER_SIZE)[0]).cpu())
-                big.append(unit_to_uint8(align_quad(frame, p.quad, size)[0]).cpu())
+            small, big = out.setdefault(p.track, ([], []))
+            small.append(unit_to_uint8(align_quad(frame, p.quad, ENCODER_SIZE)[0]).cpu())
+            big.append(unit_to_uint8(align_quad(frame, p.quad, size)[0]).cpu())
     return {k: (torch.stack(a), torch.stack(b)) for k, (a, b) in out.items()}
 
 

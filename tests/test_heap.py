@@ -19,7 +19,8 @@ from clipinverter_core.align.video import scan_frames
 import clipinverter_core.align.video as V
 if {off}:
     import contextlib
-    V.release_heap, V.stream_heap = (lambda: None), contextlib.nullcontext
+    import clipinverter_core.heap as H
+    H.release_heap, H.stream_heap = (lambda: None), contextlib.nullcontext
 if not os.path.exists({clip!r}):
     vm.write_clip({clip!r}, 48, 1080, 1920)
 next(frame_stream({clip!r}))  # the libraries' own first allocations, before the baseline
@@ -56,7 +57,7 @@ def test_the_scan_releases_every_chunk_of_frames(monkeypatch):
     import torch
 
     calls = []
-    monkeypatch.setattr(V, "release_heap", lambda: calls.append(1))
+    monkeypatch.setattr(heap, "release_heap", lambda: calls.append(1))
     V.scan_frames(torch.zeros(2 * heap.EVERY + 3, 3, 32, 32))
     assert len(calls) == 2
 
@@ -113,10 +114,9 @@ def test_while_streaming_a_frame_is_mapped_on_its_own_even_after_glibc_raised_it
 def test_the_scan_the_edit_and_the_crops_of_a_clip_map_frames_on_their_own(monkeypatch):
     import torch
 
-    from clipinverter_core import photo
-    from clipinverter_core.metrics import clips
-
     import contextlib
+
+    from clipinverter_core import photo
 
     calls = []
 
@@ -126,7 +126,7 @@ def test_the_scan_the_edit_and_the_crops_of_a_clip_map_frames_on_their_own(monke
         yield True
         calls.append("out")
 
-    for module in (V, photo, clips):
+    for module in (heap, photo):  # heap.streamed's loops (scan, crops, clip metrics) and edit_frames
         monkeypatch.setattr(module, "stream_heap", counted)
     V.scan_frames(torch.zeros(1, 3, 32, 32))
     list(photo.edit_frames(None, iter([]), [], None))

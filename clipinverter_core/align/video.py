@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from ..heap import EVERY, release_heap, stream_heap
+from ..heap import streamed
 from .crops import passthrough_crop, to_unit_tensor
 from .detect import Face, FaceFilter, FaceNotFoundError, detect_faces, order_faces
 from .geometry import Alignment, FaceAlignment, crop_corners
@@ -43,16 +43,13 @@ def scan_frames(frames: Iterable[torch.Tensor], check: Callable[[], None] | None
                 ) -> tuple[list[list[Face]], np.ndarray]:
     """Detections (those `keep` accepts) and cuts of frames given one at a time ((3, H, W) in [0, 1])."""
     detections, signatures = [], []
-    with stream_heap():  # heap.py: frames mapped on their own, given back whole
-        for t, frame in enumerate(frames):
-            if check is not None:
-                check()
-            detections.append(detect_faces(frame, keep))
-            signatures.append(frame_signature(frame))
-            if progress is not None:
-                progress(t + 1)
-            if t % EVERY == EVERY - 1:
-                release_heap()  # heap.py: glibc keeps a freed frame's memory otherwise
+    for t, frame in enumerate(streamed(frames)):  # heap.py: freed frames go back to the system
+        if check is not None:
+            check()
+        detections.append(detect_faces(frame, keep))
+        signatures.append(frame_signature(frame))
+        if progress is not None:
+            progress(t + 1)
     return detections, find_cuts(signatures)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..heap import EVERY, release_heap, stream_heap
+from ..heap import streamed
 from ..images import unit_to_signed
 from .temporal import Temporal, temporal_metrics
 
@@ -57,25 +57,22 @@ def measure_clip(source, edited, identity_net: torch.nn.Module | None, plan: lis
             tracks[k]["source"].append(f[0::2])
             tracks[k]["edited"].append(f[1::2])
 
-    with stream_heap():
-        for t, (a, b) in enumerate(zip(frame_stream(source), frame_stream(edited))):
-            if t >= len(plan):
-                break
-            for p in plan[t]:
-                if p.quad is None:
-                    continue
-                tr = tracks.setdefault(p.track, {k: [] for k in ("frames", "quads", "status", "source", "edited")})
-                tr["frames"].append(t)
-                tr["quads"].append(p.quad)
-                tr["status"].append(p.status)
-                pair = (align_quad(a, p.quad, CROP)[0], align_quad(b, p.quad, CROP)[0])
-                pending.setdefault(p.track, []).append(pair)
-                if len(pending[p.track]) >= CHUNK // 2:
-                    flush(p.track)
-            if progress is not None:
-                progress(t + 1)
-            if t % EVERY == EVERY - 1:
-                release_heap()
+    for t, (a, b) in enumerate(streamed(zip(frame_stream(source), frame_stream(edited)))):
+        if t >= len(plan):
+            break
+        for p in plan[t]:
+            if p.quad is None:
+                continue
+            tr = tracks.setdefault(p.track, {k: [] for k in ("frames", "quads", "status", "source", "edited")})
+            tr["frames"].append(t)
+            tr["quads"].append(p.quad)
+            tr["status"].append(p.status)
+            pair = (align_quad(a, p.quad, CROP)[0], align_quad(b, p.quad, CROP)[0])
+            pending.setdefault(p.track, []).append(pair)
+            if len(pending[p.track]) >= CHUNK // 2:
+                flush(p.track)
+        if progress is not None:
+            progress(t + 1)
     for k in list(pending):
         flush(k)
     out = {}
