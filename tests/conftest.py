@@ -117,31 +117,13 @@ def pytest_collection_finish(session):
     gc.freeze()
 
 
-COLLECT_ABOVE_GB = 0.2   # resident growth since the last settled level that makes a test start with gc.collect()
-_settled = [float("inf")]
-
-
-def _settle() -> float | None:
-    """Frees what the last test left before the next starts; returns the resident size then. A full collection
-    (0.1 s with the fixtures' objects alive) runs only when the process holds COLLECT_ABOVE_GB more than it did when
-    last settled, the only case where garbage can matter to the next test's peak: 60 s of a run before."""
-    import gc
-
-    release_free_memory()
-    rss = _rss_gb()
-    if rss is None or rss > _settled[0] + COLLECT_ABOVE_GB:
-        gc.collect()
-        release_free_memory()
-        rss = _rss_gb()
-        _settled[0] = rss if rss is not None else float("-inf")   # no /proc: collect before every test
-    elif rss < _settled[0]:
-        _settled[0] = rss
-    return rss
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    before = _settle()
+    import gc
+
+    gc.collect()
+    release_free_memory()
+    before = _rss_gb()
     _reset_vm_hwm()
     yield
     peak = _vm_hwm_gb()
