@@ -16,7 +16,6 @@ sys.path[:0] = [{root!r}, os.path.join({root!r}, "tests"), os.path.join({root!r}
 import video_memory as vm
 from clipinverter_core.videofile import frame_stream
 from clipinverter_core.align.video import scan_frames
-import clipinverter_core.align.video as V
 if {off}:
     import contextlib
     import clipinverter_core.heap as H
