@@ -17,7 +17,7 @@ from . import devices
 from .errors import CheckpointError, InputError
 from .inputs import check_prompts
 from .latents import EditResult, Latent, level_rows
-from .networks import LEVELS, CLIPAdapter, Encoder4Editing, Features, Generator, n_latent_for
+from .networks import LEVELS, CLIPAdapter, Encoder4Editing, Features, Generator, channels_of, n_latent_for
 from .networks.adapter import EDIT_SCALE
 from .weights.bundle import Bundle, load_bundle, load_strict
 
@@ -77,8 +77,9 @@ class CLIPInverter:
                                       f"{what} (adapter)", self.enc_dtype)
         if any(k.startswith("generator.") for k in tensors):
             gen_sd = bundle.section("generator")
-            self.generator = self._load(Generator, (self.size, "lambdas.0" in gen_sd), gen_sd, f"{what} (generator)",
-                                        self.gen_dtype, low_precision=self.dtype if mixed else None)
+            args = (self.size, "lambdas.0" in gen_sd, channels_of(gen_sd, self.size))
+            self.generator = self._load(Generator, args, gen_sd, f"{what} (generator)", self.gen_dtype,
+                                        low_precision=self.dtype if mixed else None)
         self._clip_sd = bundle.section("clip") or None
         # the heavy stages, run through these (compiled.py: opt-in torch.compile with an eager fallback)
         self._backbone = self.encoder.backbone if self.encoder is not None else None

@@ -243,16 +243,22 @@ def kit256(kit_factory):
     return kit_factory(256)
 
 
+STANDIN_GENERATOR_WIDTH = 64
+
+
 @pytest.fixture(scope="session")
 def standin256(tmp_path_factory):
-    """A bundle of stand-in random weights at StyleGAN size 256 (kept in CLIPINVERTER_KIT_CACHE when set)."""
+    """A bundle of stand-in random weights at StyleGAN size 256 (kept in CLIPINVERTER_KIT_CACHE when set), for the
+    tests of what goes around the networks. Its generator is 64 channels wide at every resolution (the released one:
+    512 down to 128): measured on the 2-core CI machine, an edit takes 1.24 s instead of 1.59 s and a tuning step
+    0.55 s instead of 2.80 s. The numerics at the released widths are the parity kit's (kit256, kit_factory)."""
     from clipinverter_core.weights.standin import make_standin_bundle
 
     cache = os.environ.get("CLIPINVERTER_KIT_CACHE")
-    path = os.path.join(cache, "standin256.safetensors") if cache else \
-        str(tmp_path_factory.mktemp("standin") / "standin256.safetensors")
+    name = f"standin256_w{STANDIN_GENERATOR_WIDTH}.safetensors"
+    path = os.path.join(cache, name) if cache else str(tmp_path_factory.mktemp("standin") / name)
     if not os.path.isfile(path):
-        make_standin_bundle(path, 256, 0)
+        make_standin_bundle(path, 256, 0, generator_width=STANDIN_GENERATOR_WIDTH)
     return path
 
 

@@ -28,6 +28,23 @@ def test_state_dicts_have_the_official_keys_and_shapes(size):
         assert _shapes(module) == {k: e["shape"] for k, e in m[section].items()}, section
 
 
+@pytest.mark.parametrize("size", [256, 1024])
+def test_a_generator_is_built_at_the_widths_its_weights_have(size):
+    """channels_of reads the released widths from the official shapes, and a stand-in's narrower ones from its own
+    (the tests' standin256 is 64 wide): a bundle loads at whatever widths it was written."""
+    from clipinverter_core.networks import channels_of
+    from clipinverter_core.networks.stylegan2 import CHANNELS
+
+    official = {k: torch.empty(e["shape"], device="meta") for k, e in _manifest(size)["decoder"].items()}
+    assert channels_of(official, size) == CHANNELS
+    narrow = {4: 48, **{2 ** i: 64 - 4 * i for i in range(3, 11)}}
+    with torch.device("meta"):
+        sd = Generator(size, channels=narrow).state_dict()
+        rebuilt = Generator(size, channels=channels_of(sd, size))
+    assert _shapes(rebuilt) == {k: list(v.shape) for k, v in sd.items()}
+    assert sd["convs.0.conv.weight"].shape[1:3] == (narrow[8], narrow[4])
+
+
 def test_clip_keys_match_open_clip_vit_b32():
     from clipinverter_core.networks.clip import config_from_state_dict
     from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg

@@ -33,8 +33,8 @@ from .layers import EqualLinear, PixelNorm
 from .modconv import DEMOD_EPS, STYLE_DIM, ModulatedConv2d
 from .remapper import CLIPRemapper
 
-__all__ = ["Generator", "n_latent_for", "size_for", "CHANNELS", "STYLE_DIM", "DEMOD_EPS", "LOW_PRECISION_FROM",
-           "Blur", "Upsample", "make_kernel", "ModulatedConv2d", "StyledConv", "ToRGB"]
+__all__ = ["Generator", "n_latent_for", "size_for", "channels_of", "CHANNELS", "STYLE_DIM", "DEMOD_EPS",
+           "LOW_PRECISION_FROM", "Blur", "Upsample", "make_kernel", "ModulatedConv2d", "StyledConv", "ToRGB"]
 
 N_MLP = 8                     # mapping network depth
 LR_MLP = 0.01                 # mapping network learning-rate multiplier
@@ -50,10 +50,25 @@ def size_for(n_latent: int) -> int:
     return 2 ** ((n_latent + 2) // 2)
 
 
-class Generator(CLIPRemapper, nn.Module):
-    """StyleGAN2 generator (channel multiplier 2) plus the CLIPRemapper (`affine_mlps`, `lambdas`)."""
+def channels_of(sd: dict, size: int) -> dict[int, int]:
+    """The feature channels per resolution of a generator state dict: CHANNELS for the released networks; a
+    stand-in may be narrower (weights.standin). Read from the shapes of `input.input` and of the first conv of each
+    resolution; a missing or malformed tensor keeps CHANNELS there, and strict loading then says what is wrong."""
+    channels = dict(CHANNELS)
+    first = {4: "input.input"}
+    first.update({2 ** i: f"convs.{2 * (i - 3)}.conv.weight" for i in range(3, int(math.log2(size)) + 1)})
+    for res, key in first.items():
+        t = sd.get(key)
+        if t is not None and t.ndim in (4, 5):
+            channels[res] = int(t.shape[1])
+    return channels
 
-    def __init__(self, size: int, remapper: bool = True):
+
+class Generator(CLIPRemapper, nn.Module):
+    """StyleGAN2 generator (channel multiplier 2) plus the CLIPRemapper (`affine_mlps`, `lambdas`). `channels`
+    (resolution -> feature channels) defaults to the released networks' CHANNELS; channels_of reads a state dict's."""
+
+    def __init__(self, size: int, remapper: bool = True, channels: dict[int, int] | None = None):
         super().__init__()
         log_size = int(math.log2(size))
         if 2 ** log_size != size or not 4 < size <= 1024:
@@ -64,17 +79,18 @@ class Generator(CLIPRemapper, nn.Module):
         self.n_rgb = log_size - 1
         self.style = nn.Sequential(PixelNorm(), *[EqualLinear(STYLE_DIM, STYLE_DIM, lr_mul=LR_MLP, activation=True)
                                                   for _ in range(N_MLP)])
-        self.input = ConstantInput(CHANNELS[4])
-        self.conv1 = StyledConv(CHANNELS[4], CHANNELS[4])
-        self.to_rgb1 = ToRGB(CHANNELS[4], upsample=False)
+        ch = CHANNELS if channels is None else channels
+        self.input = ConstantInput(ch[4])
+        self.conv1 = StyledConv(ch[4], ch[4])
+        self.to_rgb1 = ToRGB(ch[4], upsample=False)
         self.convs, self.to_rgbs = nn.ModuleList(), nn.ModuleList()
         self.noises = nn.Module()
         for i in range(self.n_conv):
             res = 2 ** ((i + 5) // 2)
             self.noises.register_buffer(f"noise_{i}", torch.empty(1, 1, res, res))
-        in_channel = CHANNELS[4]
+        in_channel = ch[4]
         for i in range(3, log_size + 1):
-            out_channel = CHANNELS[2 ** i]
+            out_channel = ch[2 ** i]
             self.convs.append(StyledConv(in_channel, out_channel, upsample=True))
             self.convs.append(StyledConv(out_channel, out_channel))
             self.to_rgbs.append(ToRGB(out_channel))

@@ -20,7 +20,7 @@ from torch import nn
 
 from .. import __version__
 from ..errors import CheckpointError
-from ..networks import LEVELS, CLIPAdapter, Encoder4Editing, Generator, n_latent_for
+from ..networks import LEVELS, CLIPAdapter, Encoder4Editing, Generator, channels_of, n_latent_for
 from ..networks.clip import build_clip
 from ..networks.adapter import EDIT_SCALE
 from ..networks.remapper import remapper_mlp
@@ -88,14 +88,16 @@ class TrainingModel(nn.Module):
             adapter = load_strict(meta_module(CLIPAdapter, adapter_levels(adapter_sd)), adapter_sd,
                                   f"{what} (adapter)")
         plain = {k: v for k, v in gen_sd.items() if not k.startswith(REMAPPER_PREFIXES)}
+        channels = channels_of(plain, size)  # CHANNELS, or a narrower stand-in's
         if stage == 1:
-            decoder = load_strict(meta_module(Generator, size, False), plain, f"{what} (generator)")
+            decoder = load_strict(meta_module(Generator, size, False, channels), plain, f"{what} (generator)")
         else:
             has = any(k.startswith("lambdas.") for k in gen_sd)
             remap = {k: v for k, v in gen_sd.items() if k.startswith(REMAPPER_PREFIXES)}
             if fresh_remapper or not has:
                 remap = _fresh_remapper(n_latent - 2)
-            decoder = load_strict(meta_module(Generator, size, True), {**plain, **remap}, f"{what} (generator)")
+            decoder = load_strict(meta_module(Generator, size, True, channels), {**plain, **remap},
+                                  f"{what} (generator)")
         clip = build_clip(clip_sd)
         model = cls(encoder, latent_avg, clip, adapter, decoder, stage)
         return model.to(device=device, dtype=dtype)
