@@ -1,4 +1,5 @@
-"""A real training run on the parity kit's stand-in networks, through the CLI: 3 steps of stage 1 at batch 1 (2 steps
+"""A real training run on the tests' stand-in bundle (standin256: the encoder at its released widths, a 64-wide
+generator) and the parity kit's stand-in loss networks, through the CLI: 3 steps of stage 1 at batch 1 (2 steps
 an epoch: the third is in the second epoch), the same run stopped after 1 (mid-epoch) and resumed, an export that
 `info` reads and CLIPInverter edits with. Only the uninterrupted run validates, so the resumed run's weights also show
 that validation leaves the training as it found it. Batch 1 keeps the run cheap (its mismatched steps roll a caption
@@ -16,12 +17,12 @@ from clipinverter_core.training import checkpoint
 
 
 @pytest.fixture(scope="module")
-def runs(kit256, loss_standins, tmp_path_factory):
+def runs(standin256, loss_standins, tmp_path_factory):
     from conftest import write_caption_folder
 
     tmp = tmp_path_factory.mktemp("runs")
     data = write_caption_folder(tmp / "data", 4)  # 2 training images (2 steps an epoch), 2 held out
-    common = ["train", "--stage", "1", "--model", kit256.bundle, "--data", data, "--loss-models", loss_standins,
+    common = ["train", "--stage", "1", "--model", standin256, "--data", data, "--loss-models", loss_standins,
               "--batch-size", "1", "--val-batch-size", "2", "--val-fraction", "0.5", "--val-every", "2",
               "--image-every", "1", "--save-every", "1", "--board-every", "1", "--workers", "0", "--no-progress",
               "--seed", "1"]
@@ -30,7 +31,7 @@ def runs(kit256, loss_standins, tmp_path_factory):
     # the stopped and resumed runs neither validate nor export (nothing reads them; 3 validations fewer)
     assert main(common + ["--out", b, "--max-steps", "1", "--val-every", "0", "--no-export"]) == 0
     assert main(["train", "--resume", b, "--max-steps", "3", "--no-export"]) == 0
-    return {"straight": a, "resumed": b, "data": data, "kit": kit256, "losses": loss_standins, "tmp": tmp}
+    return {"straight": a, "resumed": b, "data": data, "bundle": standin256, "losses": loss_standins, "tmp": tmp}
 
 
 def test_a_resumed_run_ends_with_the_weights_of_one_that_never_stopped(runs):
@@ -85,7 +86,7 @@ def test_tensorboard_has_every_term_under_the_official_names_and_the_grids_exist
 
 
 def test_a_run_folder_is_not_overwritten_and_bad_data_is_one_line(runs, capsys, tmp_path):
-    argv = ["train", "--stage", "1", "--model", runs["kit"].bundle, "--data", runs["data"], "--out", runs["straight"]]
+    argv = ["train", "--stage", "1", "--model", runs["bundle"], "--data", runs["data"], "--out", runs["straight"]]
     assert main(argv) == 2 and "holds a run already: --resume" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
