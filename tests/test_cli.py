@@ -1,4 +1,5 @@
-"""The CLI edit is the same computation as the API: --save-raw of a parity-kit edit matches the golden arrays."""
+"""The CLI edit is the same computation as the API: --save-raw of a parity-kit edit matches the golden arrays. What
+goes around the computation (file names, missing files, the bench's report) is checked on the stand-in bundle."""
 import os
 
 import struct
@@ -49,39 +50,39 @@ def test_cli_png_is_the_raw_image_in_8_bits(edited):
     assert "wrote" in p.stdout
 
 
-def test_cli_several_prompts_write_numbered_files(kit256, tmp_path):
+def test_cli_several_prompts_write_numbered_files(kit256, standin256, tmp_path):
     Image.fromarray(kit256.golden["input_uint8"][1]).resize((300, 300)).save(tmp_path / "face.jpg")
-    p = _cli("edit", "--model", kit256.bundle, "--image", tmp_path / "face.jpg", "--text", "a smile",
+    p = _cli("edit", "--model", standin256, "--image", tmp_path / "face.jpg", "--text", "a smile",
              "--text", "red hair", "-o", tmp_path / "out.png", "--no-align", "--strength", "0.5")
     assert p.returncode == 0, p.stderr
     assert sorted(os.listdir(tmp_path)) == ["face.jpg", "out_0.png", "out_1.png"]
 
 
-def test_cli_without_alignment_says_what_to_do(kit256, tmp_path):
+def test_cli_without_alignment_says_what_to_do(standin256, tmp_path):
     Image.new("RGB", (256, 256)).save(tmp_path / "face.png")
-    p = _cli("edit", "--model", kit256.bundle, "--image", tmp_path / "face.png", "--text", "x", "-o",
+    p = _cli("edit", "--model", standin256, "--image", tmp_path / "face.png", "--text", "x", "-o",
              tmp_path / "o.png")
     assert p.returncode == 2 and "--no-align" in p.stderr
     assert not (tmp_path / "o.png").exists()
 
 
-def test_cli_missing_files_and_bad_images(kit256, tmp_path):
+def test_cli_missing_files_and_bad_images(standin256, tmp_path):
     Image.new("RGB", (256, 256)).save(tmp_path / "x.png")
     p = _cli("edit", "--model", tmp_path / "nope.safetensors", "--image", tmp_path / "x.png", "--text", "x",
              "-o", tmp_path / "o.png", "--no-align")
     assert p.returncode == 2 and "nope.safetensors" in p.stderr and p.stderr.count("\n") == 1
     (tmp_path / "x.png").write_bytes(b"not an image")
-    p = _cli("edit", "--model", kit256.bundle, "--image", tmp_path / "x.png", "--text", "x",
+    p = _cli("edit", "--model", standin256, "--image", tmp_path / "x.png", "--text", "x",
              "-o", tmp_path / "o.png", "--no-align")
     assert p.returncode == 2 and "not a readable image" in p.stderr
     assert not (tmp_path / "o.png").exists()
 
 
-def test_cli_if_no_face_passthrough_edits_the_whole_photo(kit256, tmp_path):
+def test_cli_if_no_face_passthrough_edits_the_whole_photo(standin256, tmp_path):
     from skimage import data
 
     Image.fromarray(data.coffee()).save(tmp_path / "cup.png")  # 600x400, no face: without the flag, an error
-    p = _cli("edit", "--model", kit256.bundle, "--image", tmp_path / "cup.png", "--text", "a smile",
+    p = _cli("edit", "--model", standin256, "--image", tmp_path / "cup.png", "--text", "a smile",
              "--if-no-face", "passthrough", "--device", "cpu", "-o", tmp_path / "out.png", "--paste-back")
     assert p.returncode == 0, p.stderr
     out = np.asarray(Image.open(tmp_path / "out.png")).astype(np.int16)
@@ -131,12 +132,12 @@ def test_cli_errors_a_user_can_cause_are_one_line_with_exit_2(kit256, tmp_path, 
     assert set(os.listdir(tmp_path)) == inputs  # nothing written beside the inputs, not even a .NAME.*.part file
 
 
-def test_cli_bench_times_both_paths_and_checks_they_agree(kit256):
+def test_cli_bench_times_both_paths_and_checks_they_agree(standin256):
     """`bench` runs the fast and the reference path on the same weights and ends with one JSON line holding
     per-stage times, speedups, peak memory and the relative errors between the two paths."""
     import json
 
-    p = _cli("bench", "--model", kit256.bundle, "--batch", "1", "--repeats", "1", "--device", "cpu")
+    p = _cli("bench", "--model", standin256, "--batch", "1", "--repeats", "1", "--device", "cpu")
     assert p.returncode == 0, p.stderr
     assert "whole edit" in p.stdout
     report = json.loads(p.stdout.strip().splitlines()[-1])

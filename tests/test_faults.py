@@ -19,8 +19,8 @@ from conftest import ROOT, rel_l2
 
 
 @pytest.fixture(scope="module")
-def model(kit256):
-    return CLIPInverter.from_bundle(kit256.bundle, "cpu")
+def model(standin256):
+    return CLIPInverter.from_bundle(standin256, "cpu")
 
 
 @pytest.mark.parametrize("texts", [[], [""], ["   \n"], ["a smile", ""]])
@@ -29,12 +29,12 @@ def test_empty_prompts_are_refused(model, texts):
         model.encode_text(texts)
 
 
-def test_long_prompts_are_cut_with_one_warning_per_run(model, kit256, monkeypatch):
+def test_long_prompts_are_cut_with_one_warning_per_run(model, standin256, monkeypatch):
     from clipinverter_core.networks.clip import Tokenizer
 
     monkeypatch.setattr(Tokenizer, "warned_long", False)  # as at the start of a run
     long = " ".join(["blonde"] * 100)
-    other = CLIPInverter.from_bundle(kit256.bundle, "cpu", sections=("clip",))  # a second model in the same run
+    other = CLIPInverter.from_bundle(standin256, "cpu", sections=("clip",))  # a second model in the same run
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         t = model.encode_text([long, long + " hair"])
@@ -139,10 +139,10 @@ PIL.Image.Image.save = save
 
 
 @pytest.mark.parametrize("first_interrupted, written", [(1, []), (2, ["o_0.png"])])
-def test_an_interrupted_cli_says_what_it_wrote_and_leaves_no_partial_file(kit256, tmp_path, first_interrupted,
-                                                                           written):
+def test_an_interrupted_cli_says_what_it_wrote_and_leaves_no_partial_file(kit256, standin256, tmp_path,
+                                                                           first_interrupted, written):
     Image.fromarray(kit256.golden["input_uint8"][0]).save(tmp_path / "face.png")
-    p = _cli_with(INTERRUPTED_SAVE.format(first_interrupted=first_interrupted), "edit", "--model", kit256.bundle,
+    p = _cli_with(INTERRUPTED_SAVE.format(first_interrupted=first_interrupted), "edit", "--model", standin256,
                   "--image", tmp_path / "face.png", "--text", "a smile", "--text", "red hair",
                   "-o", tmp_path / "o.png", "--no-align")
     _, err = p.communicate(timeout=600)
@@ -204,12 +204,12 @@ PIL.Image.Image.save = save
 """
 
 
-def test_two_processes_writing_one_output(kit256, tmp_path):
+def test_two_processes_writing_one_output(kit256, standin256, tmp_path):
     out, meeting, record = tmp_path / "out", tmp_path / "meeting", tmp_path / "record"
     for d in (out, meeting, record):
         d.mkdir()
     Image.fromarray(kit256.golden["input_uint8"][0]).save(tmp_path / "face.png")
-    procs = [_cli_with(OVERLAPPING_SAVE, "edit", "--model", kit256.bundle, "--image", tmp_path / "face.png",
+    procs = [_cli_with(OVERLAPPING_SAVE, "edit", "--model", standin256, "--image", tmp_path / "face.png",
                        "--text", text, "-o", out / "o.png", "--no-align", MEETING=str(meeting), RECORD=str(record))
              for text in ("a smile", "red hair")]
     errors = [p.communicate(timeout=600)[1] for p in procs]
@@ -221,11 +221,11 @@ def test_two_processes_writing_one_output(kit256, tmp_path):
 
 
 @pytest.fixture
-def generator_bundle(kit256, tmp_path):
-    """A bundle of the parity kit's generator alone, in a file of the test's own (it gets overwritten)."""
+def generator_bundle(standin256, tmp_path):
+    """A bundle of the stand-in's generator alone, in a file of the test's own (it gets overwritten)."""
     from clipinverter_core.weights.bundle import load_bundle, save_bundle
 
-    b = load_bundle(kit256.bundle, sections=("generator",))
+    b = load_bundle(standin256, sections=("generator",))
     path = tmp_path / "b.safetensors"
     save_bundle(str(path), b.tensors, b.metadata)
     return path
@@ -267,13 +267,13 @@ def test_a_bundle_overwritten_in_place_while_loaded(generator_bundle):
     assert not torch.allclose(mapped.decode(W), before)  # the overwrite reached the loaded file
 
 
-def test_paths_with_spaces_and_non_ascii(kit256, tmp_path):
+def test_paths_with_spaces_and_non_ascii(kit256, standin256, tmp_path):
     from test_convert import _cli
 
     folder = tmp_path / "my models" / "modèles 顔"
     folder.mkdir(parents=True)
     bundle = folder / "clip inverter ü.safetensors"
-    os.symlink(kit256.bundle, bundle)
+    os.symlink(standin256, bundle)
     Image.fromarray(kit256.golden["input_uint8"][0]).save(folder / "visage à éditer.png")
     p = _cli("edit", "--model", bundle, "--image", folder / "visage à éditer.png", "--text", "a smile",
              "-o", folder / "résultat 1.png", "--no-align")
