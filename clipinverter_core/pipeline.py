@@ -17,7 +17,8 @@ from . import devices
 from .errors import CheckpointError, InputError
 from .inputs import check_prompts
 from .latents import EditResult, Latent, level_rows
-from .networks import LEVELS, CLIPAdapter, Encoder4Editing, Features, Generator, channels_of, n_latent_for
+from .networks import (LEVELS, CLIPAdapter, Encoder4Editing, Features, Generator, channels_of, head_width_of,
+                       n_latent_for)
 from .networks.adapter import EDIT_SCALE
 from .weights.bundle import Bundle, load_bundle, load_strict
 
@@ -65,8 +66,9 @@ class CLIPInverter:
         what = bundle.path
         tensors = bundle.tensors
         if any(k.startswith("encoder.") for k in tensors):
-            self.encoder = self._load(Encoder4Editing, (self.n_latent,), bundle.section("encoder"), f"{what} (encoder)",
-                                      self.enc_dtype)
+            enc_sd = bundle.section("encoder")
+            self.encoder = self._load(Encoder4Editing, (self.n_latent, head_width_of(enc_sd)), enc_sd,
+                                      f"{what} (encoder)", self.enc_dtype)
             if "latent_avg" not in tensors:
                 raise CheckpointError(f"{what}: no 'latent_avg' beside the encoder")
             # a buffer of the encoder (not in its state dict), so it moves wherever the encoder is moved

@@ -45,6 +45,19 @@ def test_a_generator_is_built_at_the_widths_its_weights_have(size):
     assert sd["convs.0.conv.weight"].shape[1:3] == (narrow[8], narrow[4])
 
 
+def test_an_encoder_is_built_at_the_head_width_its_weights_have():
+    from clipinverter_core.networks import head_width_of
+
+    official = {k: torch.empty(e["shape"], device="meta") for k, e in _manifest(256)["encoder"].items()}
+    assert head_width_of(official) is None  # the released 512
+    with torch.device("meta"):
+        sd = Encoder4Editing(14, 64).state_dict()
+        rebuilt = Encoder4Editing(14, head_width_of(sd))
+        w = rebuilt.heads(rebuilt.backbone(torch.empty(2, 3, 256, 256)))
+    assert head_width_of(sd) == 64 and _shapes(rebuilt) == {k: list(v.shape) for k, v in sd.items()}
+    assert tuple(w.shape) == (2, 14, 512)  # the rows are W+ codes whatever the heads' width
+
+
 def test_clip_keys_match_open_clip_vit_b32():
     from clipinverter_core.networks.clip import config_from_state_dict
     from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg

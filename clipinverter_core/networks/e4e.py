@@ -32,6 +32,7 @@ TAP_UNITS = (6, 20, 23)            # c1, c2, c3
 COARSE_END, MEDIUM_END = 3, 7      # rows [0, 3) read c3, [3, 7) read p2, the rest read p1
 HEAD_LRELU_SLOPE = 0.01            # nn.LeakyReLU() default, as in the official heads
 C3_C2_SIZES, C2_C1_SIZES = (16, 32), (32, 64)  # map sides of the taps for the 256x256 input: c3 -> c2 -> c1
+STYLE_CHANNELS = 512               # the FPN maps the heads read, and each head's output (a W+ row)
 
 
 class Features(NamedTuple):
@@ -142,19 +143,23 @@ class BottleneckIRSE(nn.Module):
 
 
 class GradualStyleBlock(nn.Module):
-    """Stride-2 3x3 convs with LeakyReLU(0.01) from `spatial` down to 1x1, then an equalised linear."""
+    """Stride-2 3x3 convs with LeakyReLU(0.01) from `spatial` down to 1x1, then an equalised linear. The convs are
+    `width` wide (the released heads: `channels`, 512; a stand-in's may be narrower), the linear maps back to
+    `channels`."""
 
-    def __init__(self, channels: int, spatial: int):
+    def __init__(self, channels: int, spatial: int, width: int | None = None):
         super().__init__()
+        width = channels if width is None else width
         layers = []
-        for _ in range(int(math.log2(spatial))):
-            layers += [nn.Conv2d(channels, channels, 3, stride=2, padding=1), nn.LeakyReLU(HEAD_LRELU_SLOPE)]
+        for i in range(int(math.log2(spatial))):
+            layers += [nn.Conv2d(channels if i == 0 else width, width, 3, stride=2, padding=1),
+                       nn.LeakyReLU(HEAD_LRELU_SLOPE)]
         self.convs = nn.Sequential(*layers)
-        self.linear = EqualLinear(channels, channels)
-        self.channels = channels
+        self.linear = EqualLinear(width, channels)
+        self.width = width
 
     def forward(self, x):
-        return self.linear(self.convs(x).reshape(-1, self.channels))
+        return self.linear(self.convs(x).reshape(-1, self.width))
 
 
 def _upsample_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -181,15 +186,25 @@ def _upsample_add_mm(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor) -> torch
     return torch.matmul(torch.matmul(a, x), a.t()).add_(y)
 
 
+def head_width_of(sd: dict) -> int | None:
+    """The style heads' conv width in an encoder state dict: None for the released 512 (or when the key is missing:
+    strict loading then says what is wrong), a stand-in's narrower width otherwise (weights.standin)."""
+    t = sd.get("styles.0.convs.0.weight")
+    return None if t is None or t.ndim != 4 or t.shape[0] == STYLE_CHANNELS else int(t.shape[0])
+
+
 class Encoder4Editing(nn.Module):
-    def __init__(self, n_latent: int):
+    """`head_width`: the style heads' conv width, None for the released networks' 512 (head_width_of reads it)."""
+
+    def __init__(self, n_latent: int, head_width: int | None = None):
         super().__init__()
         self.n_latent = n_latent
         self.input_layer, self.body = ir_se50_trunk()
         spatial = lambda i: 16 if i < COARSE_END else 32 if i < MEDIUM_END else 64  # noqa: E731
-        self.styles = nn.ModuleList([GradualStyleBlock(512, spatial(i)) for i in range(n_latent)])
-        self.latlayer1 = nn.Conv2d(256, 512, 1)
-        self.latlayer2 = nn.Conv2d(128, 512, 1)
+        self.styles = nn.ModuleList([GradualStyleBlock(STYLE_CHANNELS, spatial(i), head_width)
+                                     for i in range(n_latent)])
+        self.latlayer1 = nn.Conv2d(256, STYLE_CHANNELS, 1)
+        self.latlayer2 = nn.Conv2d(128, STYLE_CHANNELS, 1)
 
         self.fused = False
 

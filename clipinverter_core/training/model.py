@@ -20,7 +20,7 @@ from torch import nn
 
 from .. import __version__
 from ..errors import CheckpointError
-from ..networks import LEVELS, CLIPAdapter, Encoder4Editing, Generator, channels_of, n_latent_for
+from ..networks import LEVELS, CLIPAdapter, Encoder4Editing, Generator, channels_of, head_width_of, n_latent_for
 from ..networks.clip import build_clip
 from ..networks.adapter import EDIT_SCALE
 from ..networks.remapper import remapper_mlp
@@ -80,7 +80,8 @@ class TrainingModel(nn.Module):
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
         size = size_from_generator_keys(gen_sd, what)
         n_latent = n_latent_for(size)
-        encoder = load_strict(meta_module(Encoder4Editing, n_latent), enc_sd, f"{what} (encoder)")
+        encoder = load_strict(meta_module(Encoder4Editing, n_latent, head_width_of(enc_sd)), enc_sd,
+                              f"{what} (encoder)")
         latent_avg = latent_avg_rows(latent_avg, n_latent, what)
         if adapter_sd is None:
             adapter = CLIPAdapter(LEVELS)
