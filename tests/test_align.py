@@ -267,15 +267,15 @@ def test_cli_align_writes_the_crops(two_faces, tmp_path):
     assert p.returncode == 2 and "no face found" in p.stderr and p.stderr.count("\n") == 1
 
 
-def test_cli_edit_aligns_and_pastes_back(kit256, one_face, tmp_path):
+def test_cli_edit_aligns_and_pastes_back(standin256, one_face, tmp_path):
     Image.fromarray(one_face).save(tmp_path / "photo.png")
-    p = _cli("edit", "--model", kit256.bundle, "--image", tmp_path / "photo.png", "--text", "a smile",
+    p = _cli("edit", "--model", standin256, "--image", tmp_path / "photo.png", "--text", "a smile",
              "-o", tmp_path / "out.png", "--paste-back", "--device", "cpu")
     assert p.returncode == 0, p.stderr
     out = np.asarray(Image.open(tmp_path / "out.png"))
     assert out.shape == one_face.shape
     assert np.array_equal(out[-3:], one_face[-3:]) and not np.array_equal(out, one_face)
-    p = _cli("edit", "--model", kit256.bundle, "--image", tmp_path / "photo.png", "--text", "a smile",
+    p = _cli("edit", "--model", standin256, "--image", tmp_path / "photo.png", "--text", "a smile",
              "-o", tmp_path / "face.png", "--device", "cpu")
     assert p.returncode == 0, p.stderr
     assert np.asarray(Image.open(tmp_path / "face.png")).shape == (256, 256, 3)

@@ -11,7 +11,14 @@ from conftest import rel_l2
 
 @pytest.fixture(scope="module")
 def model(kit256):
+    """The parity kit's model: the checks against the official outputs and the low-precision bounds."""
     return CLIPInverter.from_bundle(kit256.bundle, "cpu")
+
+
+@pytest.fixture(scope="module")
+def contract(standin256):
+    """The stand-in bundle's model (narrow generator and heads): the contract checks, which hold for any weights."""
+    return CLIPInverter.from_bundle(standin256, "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -29,28 +36,28 @@ def test_broadcast_rules():
         pair_indices(0, 1)
 
 
-def test_one_prompt_many_faces_and_many_prompts_one_face(model, x):
-    t = model.encode_text(["a", "b", "c"])
-    r = model.edit(x[:1], t)
+def test_one_prompt_many_faces_and_many_prompts_one_face(contract, x):
+    t = contract.encode_text(["a", "b", "c"])
+    r = contract.edit(x[:1], t)
     assert r.w_hat.shape == (3, 14, 512)
     torch.testing.assert_close(r.w[0], r.w[2])  # the same face three times
-    r = model.edit(x, t[:1])
+    r = contract.edit(x, t[:1])
     assert r.image.shape == (2, 3, 256, 256)
 
 
 
-def test_one_face_edited_n_ways_runs_the_backbone_once_and_gives_each_edit_alone(model, x, monkeypatch):
-    t = model.encode_text(["a smile", "red hair", "an old man"])
+def test_one_face_edited_n_ways_runs_the_backbone_once_and_gives_each_edit_alone(contract, x, monkeypatch):
+    t = contract.encode_text(["a smile", "red hair", "an old man"])
     passes = []
-    backbone = model._backbone
-    monkeypatch.setattr(model, "_backbone", lambda im: (passes.append(im.shape[0]), backbone(im))[1])
-    r = model.edit(x[:1], t, chunk=2)                       # two chunks: 2 edits, then 1
+    backbone = contract._backbone
+    monkeypatch.setattr(contract, "_backbone", lambda im: (passes.append(im.shape[0]), backbone(im))[1])
+    r = contract.edit(x[:1], t, chunk=2)                    # two chunks: 2 edits, then 1
     assert passes == [1, 1], passes                         # one face per chunk, not one per prompt
     for i in range(3):
-        alone = model.edit(x[:1], t[i:i + 1])
+        alone = contract.edit(x[:1], t[i:i + 1])
         assert rel_l2(r.image[i:i + 1], alone.image.numpy()) < 1e-5
     passes.clear()
-    model.edit(x, t[:2])                                    # two faces: both go through the backbone
+    contract.edit(x, t[:2])                                 # two faces: both go through the backbone
     assert passes == [2]
 
 # Measured float noise of these two images against the official outputs: 5.8e-6 (Intel Xeon), 5.4e-6 (AMD EPYC).
@@ -69,31 +76,31 @@ def test_strength_zero_keeps_the_inversion_and_remap_zero_is_the_plain_decoder(m
     assert rel_l2(plain.image, g["image_plain"]) < REMAP_OFF_TOL
 
 
-def test_strength_scales_the_delta_linearly(model, x):
-    t = model.encode_text(["a smile"])
-    w, feats = model.invert(x[:1])
-    d1 = model.edit_codes(w, feats, t, 1.0) - w
-    d2 = model.edit_codes(w, feats, t, 2.0) - w
+def test_strength_scales_the_delta_linearly(contract, x):
+    t = contract.encode_text(["a smile"])
+    w, feats = contract.invert(x[:1])
+    d1 = contract.edit_codes(w, feats, t, 1.0) - w
+    d2 = contract.edit_codes(w, feats, t, 2.0) - w
     assert rel_l2(d2, 2 * d1) < 1e-5
 
 
-def test_level_toggles_choose_the_rows_that_change(model, x):
-    t = model.encode_text(["a smile"])
-    w, feats = model.invert(x[:1])
-    full = model.edit_codes(w, feats, t)
-    assert torch.equal(model.edit_codes(w, feats, t, levels=()), w)  # nothing on: no edit at all
-    coarse = model.edit_codes(w, feats, t, levels=("coarse",))
+def test_level_toggles_choose_the_rows_that_change(contract, x):
+    t = contract.encode_text(["a smile"])
+    w, feats = contract.invert(x[:1])
+    full = contract.edit_codes(w, feats, t)
+    assert torch.equal(contract.edit_codes(w, feats, t, levels=()), w)  # nothing on: no edit at all
+    coarse = contract.edit_codes(w, feats, t, levels=("coarse",))
     assert torch.equal(coarse[:, :3], full[:, :3]) and torch.equal(coarse[:, 3:], w[:, 3:])
-    medium_fine = model.edit_codes(w, feats, t, levels=("medium", "fine"))
+    medium_fine = contract.edit_codes(w, feats, t, levels=("medium", "fine"))
     assert torch.equal(medium_fine[:, :3], w[:, :3]) and torch.equal(medium_fine[:, 3:], full[:, 3:])
     with pytest.raises(InputError, match="unknown level"):
-        model.edit_codes(w, feats, t, levels=("hair",))
+        contract.edit_codes(w, feats, t, levels=("hair",))
 
 
-def test_remap_touches_only_conv_codes_from_the_second(model, x):
-    t = model.encode_text(["a smile"])
-    w = model.invert(x[:1])[0]
-    lat = model.remap(Latent(w), t)
+def test_remap_touches_only_conv_codes_from_the_second(contract, x):
+    t = contract.encode_text(["a smile"])
+    w = contract.invert(x[:1])[0]
+    lat = contract.remap(Latent(w), t)
     assert torch.equal(lat.conv[:, 0], w[:, 0])
     assert not torch.allclose(lat.conv[:, 1:], w[:, 1:13])
     assert torch.equal(lat.w, w)
