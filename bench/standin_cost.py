@@ -19,6 +19,7 @@ import torch
 from clipinverter_core.lossnets import load_lpips
 from clipinverter_core.pipeline import CLIPInverter
 from clipinverter_core.tuning import PHOTO, refine_identity
+from clipinverter_core.weights.bundle import read_metadata
 from clipinverter_core.weights.standin import make_standin_bundle
 
 
@@ -47,7 +48,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--steps", type=int, default=5)
     a = ap.parse_args()
-    size = CLIPInverter.from_bundle(a.bundle, "cpu", sections=("generator",)).size
+    size = int(read_metadata(a.bundle)["stylegan_size"])
     narrow = a.narrow or os.path.join(os.path.dirname(os.path.abspath(a.bundle)),
                                       f"standin{size}_width{a.width}.safetensors")
     if not os.path.isfile(narrow):

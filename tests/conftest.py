@@ -250,9 +250,9 @@ STANDIN_WIDTH = 64
 def standin256(tmp_path_factory):
     """A bundle of stand-in random weights at StyleGAN size 256 (kept in CLIPINVERTER_KIT_CACHE when set), for the
     tests of what goes around the networks. Its generator is 64 channels wide at every resolution (the released one:
-    512 down to 128), and so are the convs of the encoder's style heads (512). On the 2-core CI machine an edit of one
-    face takes 0.52 s instead of 1.43 s, a tuning step 0.39 s instead of 2.38 s (bench/standin_cost.py, BENCHMARKS.md).
-    The numerics at the released widths are the parity kit's (kit256, kit_factory)."""
+    512 down to 128), and so are the convs of the encoder's style heads (512): what it saves an edit and a tuning step
+    is in BENCHMARKS.md (bench/standin_cost.py). The numerics at the released widths are the parity kit's (kit256,
+    kit_factory)."""
     from clipinverter_core.weights.standin import make_standin_bundle
 
     cache = os.environ.get("CLIPINVERTER_KIT_CACHE")
