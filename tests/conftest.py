@@ -117,11 +117,28 @@ def pytest_collection_finish(session):
     gc.freeze()
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item, nextitem):
+_file_of_last_test: list[str] = []
+
+
+def _collect_garbage(path: str) -> None:
+    """Every test starts with the cyclic garbage of the tests before it collected. Within a file, only what was made
+    since the file's first test can have become garbage (its module fixtures live to its end), so the collection
+    scans that alone; at a file's first test, everything is unfrozen, collected, and frozen again. A full collection
+    costs about 0.13 s with the fixtures alive: 65 s of a run when every test paid it."""
     import gc
 
-    gc.collect()
+    if _file_of_last_test[-1:] != [path]:
+        _file_of_last_test[:] = [path]
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+    else:
+        gc.collect()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    _collect_garbage(str(item.path))
     release_free_memory()
     before = _rss_gb()
     _reset_vm_hwm()
