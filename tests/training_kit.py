@@ -2,6 +2,7 @@
 (../shared/parity/README.md, "Training"), rebuilt from the file and the recipe; nothing is hard-coded."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -63,6 +64,20 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
 
+@contextlib.contextmanager
+def threads_for_batch(batch: int):
+    """At least `batch` intra-op threads inside. aten's float64 convolutions (oneDNN takes float32 only) give each
+    thread whole samples: a batch of 3 on two threads leaves one idle a third of the time. With 3 threads on 2 cores
+    the float64 golden step of stage 2 took 104 s against 116 s (2-core CI machine, 2026-12-07). The results do not
+    depend on it: each sample's convolution is one matrix product either way."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(max(n, batch))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 class Timer:
     def __enter__(self):
         self.t0 = time.perf_counter()
@@ -94,7 +109,8 @@ class GradCheck:
             self._note("sum", err / scale if scale else (0.0 if err == 0 else math.inf), f"{prefix} sum {n}")
             if f"{prefix}/full/{n}" in g:
                 ref, ours = g[f"{prefix}/full/{n}"], st.full.numpy()
-                e = float(np.linalg.norm(ours - ref) / np.linalg.norm(ref)) if np.any(ref) else float(np.abs(ours).max())
+                e = (float(np.linalg.norm(ours - ref) / np.linalg.norm(ref)) if np.any(ref)
+                     else float(np.abs(ours).max()))
                 self._note("full", e, f"{prefix} full {n}")
 
     def _note(self, kind: str, e: float, what: str) -> None:
