@@ -29,8 +29,8 @@ from ..ops import upfirdn2d
 
 
 # Dtypes whose CPU convolutions take aten's slow path (oneDNN takes float32 and the half types): a grouped convolution
-# there is one call per group. The blurs' input gradient in float64 is 3 to 4.5x faster as one convolution of the
-# planes folded into the batch (a (3, 128, 256, 256) blur: 480 -> 105 ms); the same products and sums per plane.
+# there is one call per group. The blurs' input gradient in float64 is 1.6 to 3x faster as one convolution of the
+# planes folded into the batch (bench/blur_grad_f64.py, BENCHMARKS.md), the same gradient to the bit.
 SLOW_GROUPED_DTYPES = (torch.float64,)
 
 
