@@ -272,18 +272,3 @@ def test_dense_modulated_convolution_equals_the_official_grouped_one():
     for a, b in zip(g0, g1):
         assert float((b - a).norm() / a.norm()) < 1e-11
     assert not math.isnan(float(y1.sum()))
-
-
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_the_blurs_input_gradient_is_autograds_to_the_bit(dtype):
-    """frozen_conv's depthwise blur: in float64 its input gradient is one convolution of the planes folded into the
-    batch (aten's slow path would loop over the 128 groups); in float32 oneDNN's grouped one. Either way autograd's."""
-    from clipinverter_core.training.synthesis import frozen_conv
-
-    torch.manual_seed(8)
-    x = torch.randn(3, 128, 33, 33, dtype=dtype, requires_grad=True)
-    w = torch.randn(4, 4, dtype=dtype)[None, None].expand(128, 1, 4, 4)
-    g = torch.randn(3, 128, 34, 34, dtype=dtype)
-    ours = torch.autograd.grad(frozen_conv(x, w, padding=2, groups=128), x, g)[0]
-    theirs = torch.autograd.grad(F.conv2d(x, w, padding=2, groups=128), x, g)[0]
-    assert torch.equal(ours, theirs)

@@ -28,12 +28,6 @@ from ..networks.stylegan2 import Generator
 from ..ops import upfirdn2d
 
 
-# Dtypes whose CPU convolutions take aten's slow path (oneDNN takes float32 and the half types): a grouped convolution
-# there is one call per group. The blurs' input gradient in float64 is 1.6 to 3x faster as one convolution of the
-# planes folded into the batch (bench/blur_grad_f64.py, BENCHMARKS.md), the same gradient to the bit.
-SLOW_GROUPED_DTYPES = (torch.float64,)
-
-
 class _FrozenConv(torch.autograd.Function):
     """conv2d / conv_transpose2d(x, weight) whose backward computes the input's gradient from the weight alone."""
 
@@ -47,17 +41,11 @@ class _FrozenConv(torch.autograd.Function):
     def backward(ctx, grad):
         (weight,) = ctx.saved_tensors
         transposed, stride, padding, groups = ctx.args
-        shape = ctx.x_shape
-        if groups > 1 and groups == shape[1] and weight.shape[1] == 1 and grad.dtype in SLOW_GROUPED_DTYPES \
-                and grad.device.type == "cpu" and bool((weight == weight[:1]).all()):
-            # one blur kernel on every plane: the planes folded into the batch, one convolution
-            grad, weight = grad.reshape(-1, 1, *grad.shape[2:]), weight[:1]
-            shape, groups = (shape[0] * shape[1], 1, *shape[2:]), 1
-        shape_only = grad.new_zeros(()).expand(shape)  # the kernel reads the input's shape, not its values
+        shape_only = grad.new_zeros(()).expand(ctx.x_shape)  # the kernel reads the input's shape, not its values
         grad_x, _, _ = torch.ops.aten.convolution_backward(
             grad, shape_only, weight, None, [stride] * 2, [padding] * 2, [1, 1], transposed, [0, 0], groups,
             [True, False, False])
-        return grad_x.reshape(ctx.x_shape), None, None, None, None, None
+        return grad_x, None, None, None, None, None
 
 
 def frozen_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, transposed: bool = False,
