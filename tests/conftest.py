@@ -117,7 +117,7 @@ def pytest_collection_finish(session):
     gc.freeze()
 
 
-_file_of_last_test: list[str] = []
+_file_of_last_test = ""
 
 
 def _collect_garbage(path: str) -> None:
@@ -127,8 +127,9 @@ def _collect_garbage(path: str) -> None:
     costs about 0.13 s with the fixtures alive: 65 s of a run when every test paid it."""
     import gc
 
-    if _file_of_last_test[-1:] != [path]:
-        _file_of_last_test[:] = [path]
+    global _file_of_last_test
+    if path != _file_of_last_test:
+        _file_of_last_test = path
         gc.unfreeze()
         gc.collect()
         gc.freeze()

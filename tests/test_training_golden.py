@@ -72,9 +72,10 @@ class TermGradients:
         terms, out = output.loss.terms, {}
         self.out[pass_name] = out
         live = [t for t, v in terms.items() if v.requires_grad]  # e.g. stage 2's W-norm: no remapper behind it
-        coeffs = dict(zip(live, torch.autograd.grad(output.loss.total, [terms[t] for t in live], retain_graph=True,
-                                                    allow_unused=True)))
-        derived = next(t for t in self.DERIVED if t in live and coeffs[t] is not None and float(coeffs[t]) != 0)
+        coeffs = {t: 0.0 if c is None else float(c)  # None: a term outside the total (stage 2's W-norm, if live)
+                  for t, c in zip(live, torch.autograd.grad(output.loss.total, [terms[t] for t in live],
+                                                            retain_graph=True, allow_unused=True))}
+        derived = next(t for t in self.DERIVED if coeffs.get(t, 0.0) != 0)
         rest = {n: torch.zeros_like(p) for n, p in self.params.items()}
         for term, value in terms.items():
             if term == derived:
@@ -85,12 +86,11 @@ class TermGradients:
             gs = dict(zip(self.params, torch.autograd.grad(value, list(self.params.values()), retain_graph=True,
                                                             allow_unused=True)))
             out[term] = summarise(gs, self.shapes)
-            if coeffs[term] is not None:
-                for n, g in gs.items():
-                    if g is not None:
-                        rest[n].add_(g, alpha=float(coeffs[term]))
+            for n, g in gs.items():
+                if g is not None:
+                    rest[n].add_(g, alpha=coeffs[term])
             del gs
-        self._open = (pass_name, derived, float(coeffs[derived]), self._grads(), rest)
+        self._open = (pass_name, derived, coeffs[derived], self._grads(), rest)
 
     def finish(self) -> None:
         """Derives the open pass's last term, once its backward has run."""
