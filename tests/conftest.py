@@ -5,6 +5,7 @@ parity tests skip, unless CLIPINVERTER_REQUIRE_PARITY=1 (CI sets it), which turn
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -199,6 +200,22 @@ class Kit:
         self.golden = dict(np.load(os.path.join(PARITY, f"golden_{size}.npz")))
 
 
+@contextlib.contextmanager
+def _building(path: str):
+    """Holds an exclusive lock on PATH.lock while what is at PATH is looked for and, if missing, written:
+    scripts/test.sh runs two pytest processes at once that share CLIPINVERTER_KIT_CACHE, and the second to ask for
+    a kit waits for the first to finish writing it."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no second process (scripts/test.sh is bash), no lock
+        yield
+        return
+    with open(path + ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 _kits: dict = {}
 
 
@@ -215,7 +232,8 @@ def kit_factory(tmp_path_factory):
             name = f"kit{size}" if seed == 0 else f"kit{size}_seed{seed}"
             folder = os.path.join(cache, name) if cache else str(tmp_path_factory.mktemp(name))
             os.makedirs(folder, exist_ok=True)
-            _kits[key] = Kit(folder, size, seed)
+            with _building(folder):
+                _kits[key] = Kit(folder, size, seed)
         return _kits[key]
     yield get
     if not cache:
@@ -240,8 +258,9 @@ def lossnet_factory(tmp_path_factory):
             name = "lossnets" if seed == 0 else f"lossnets_seed{seed}"
             folder = os.path.join(cache, name) if cache else str(tmp_path_factory.mktemp(name))
             paths = {k: os.path.join(folder, f) for k, f in LOSS_FILES.items()}
-            if not all(os.path.isfile(p) for p in paths.values()):
-                paths = _recipe().write_loss_networks(folder, seed)
+            with _building(folder):
+                if not all(os.path.isfile(p) for p in paths.values()):
+                    paths = _recipe().write_loss_networks(folder, seed)
             _lossnets[seed] = paths
         return _lossnets[seed]
     yield get
@@ -282,8 +301,9 @@ def standin256(tmp_path_factory):
     cache = os.environ.get("CLIPINVERTER_KIT_CACHE")
     name = f"standin256_width{STANDIN_WIDTH}.safetensors"
     path = os.path.join(cache, name) if cache else str(tmp_path_factory.mktemp("standin") / name)
-    if not os.path.isfile(path):
-        make_standin_bundle(path, 256, 0, width=STANDIN_WIDTH)
+    with _building(path):
+        if not os.path.isfile(path):
+            make_standin_bundle(path, 256, 0, width=STANDIN_WIDTH)
     return path
 
 
