@@ -96,8 +96,8 @@ def release_free_memory(above: int = 2 ** 30) -> None:
     import ctypes
 
     libc = ctypes.CDLL(None)
-    free = ctypes.c_size_t(0)
     if hasattr(libc, "MallocExtension_ReleaseFreeMemory"):
+        free = ctypes.c_size_t(0)
         libc.MallocExtension_GetNumericProperty(b"tcmalloc.pageheap_free_bytes", ctypes.byref(free))
         if free.value > above:
             libc.MallocExtension_ReleaseFreeMemory()
